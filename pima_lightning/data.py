@@ -1,0 +1,120 @@
+"""``PimaDataModule``: the Pima CSV, split 67/33 exactly as the notebook's ``train_test_split``."""
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from torch.utils.data import DataLoader, TensorDataset
+
+from pima_lightning.csvfile import read_pima_csv
+from pima_lightning.download import ensure_dataset
+from pima_lightning.errors import InputError
+
+DATASET_FILENAME = "pima-indians-diabetes.csv"
+DATASET_URL = "https://raw.githubusercontent.com/jbrownlee/Datasets/master/pima-indians-diabetes.data.csv"
+DATASET_SHA256 = "6bfe5d0f379d17a0e0819b996407e3c09bf80febd4287f2ed212190dfff154af"
+
+
+class PimaDataModule(L.LightningDataModule):
+    """Training rows, validation rows and the held-out test rows of a Pima CSV.
+
+    The held-out part is ``train_test_split(X, Y, test_size, random_state=split_seed)``'s test
+    part, in sklearn's order. It is also the validation data unless ``val_size`` carves a
+    validation part out of the training rows. Features stay raw here; ``feature_mean`` and
+    ``feature_scale`` (training rows only) are for the model, which standardises its inputs.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        data_dir: str = "~/.cache/pima_lightning",
+        url: str = DATASET_URL,
+        sha256: str = DATASET_SHA256,
+        test_size: float = 0.33,
+        split_seed: int = 7,
+        stratify: bool = False,
+        val_size: float = 0.0,
+        standardize: bool = True,
+        batch_size: int = 10,
+    ) -> None:
+        super().__init__()
+        _check_fraction("data.test_size", test_size, low_inclusive=False)
+        _check_fraction("data.val_size", val_size, low_inclusive=True)
+        if batch_size < 1:
+            raise InputError(f"data.batch_size={batch_size}: expected a whole number >= 1")
+        self.save_hyperparameters(logger=False)
+        self.csv_path = Path(path or Path(data_dir) / DATASET_FILENAME).expanduser()
+        self.train_set: TensorDataset | None = None
+
+    def prepare_data(self) -> None:
+        """Download the public copy when no ``path`` is given (once; verified; atomic)."""
+        if self.hparams.path is None:
+            ensure_dataset(self.csv_path, self.hparams.url, self.hparams.sha256)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read and validate the CSV, split it and fit the feature statistics (once)."""
+        if self.train_set is not None:
+            return
+        hp = self.hparams
+        features, labels = read_pima_csv(self.csv_path)
+        x_train, x_test, y_train, y_test = self._split(features, labels, hp.test_size, "held-out")
+        if hp.val_size > 0:
+            x_train, x_val, y_train, y_val = self._split(x_train, y_train, hp.val_size, "validation")
+        else:
+            x_val, y_val = x_test, y_test
+        if hp.standardize:
+            scaler = StandardScaler().fit(x_train)
+            self.feature_mean, self.feature_scale = scaler.mean_, scaler.scale_
+        else:
+            self.feature_mean, self.feature_scale = np.zeros(features.shape[1]), np.ones(features.shape[1])
+        self.train_set = _tensor_dataset(x_train, y_train)
+        self.val_set = _tensor_dataset(x_val, y_val)
+        self.test_set = _tensor_dataset(x_test, y_test)
+
+    def _split(self, features, labels, size: float, part: str):
+        """``train_test_split`` with this module's seed; both parts must hold both classes."""
+        stratify = labels if self.hparams.stratify else None
+        try:
+            parts = train_test_split(
+                features, labels, test_size=size, random_state=self.hparams.split_seed, stratify=stratify
+            )
+        except ValueError as err:
+            raise InputError(f"{self.csv_path}: cannot split {len(labels)} rows ({err})") from None
+        for name, part_labels in (("training", parts[2]), (part, parts[3])):
+            missing = {0, 1} - set(part_labels.tolist())
+            if missing:
+                raise InputError(
+                    f"{self.csv_path}: the {name} part of the split has no rows of class "
+                    f"{min(missing)} ({np.bincount(labels, minlength=2).tolist()} rows of class 0, 1); "
+                    "add rows of each class, or set data.stratify=true"
+                )
+        return parts
+
+    def train_dataloader(self) -> DataLoader:
+        """Minibatches of ``batch_size`` rows, reshuffled every epoch from the global seed."""
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """The validation rows in one batch (evaluation has no per-batch semantics)."""
+        return DataLoader(self.val_set, batch_size=len(self.val_set))
+
+    def test_dataloader(self) -> DataLoader:
+        """The held-out rows in one batch."""
+        return DataLoader(self.test_set, batch_size=len(self.test_set))
+
+
+def _tensor_dataset(features: np.ndarray, labels: np.ndarray) -> TensorDataset:
+    return TensorDataset(
+        torch.as_tensor(features, dtype=torch.float32), torch.as_tensor(labels, dtype=torch.float32)
+    )
+
+
+def _check_fraction(name: str, value: float, *, low_inclusive: bool) -> None:
+    """Raise InputError unless ``value`` lies in (0, 1), or in [0, 1) when ``low_inclusive``."""
+    inside = (value >= 0 if low_inclusive else value > 0) and value < 1
+    if not inside:
+        interval = "[0, 1)" if low_inclusive else "(0, 1)"
+        raise InputError(f"{name}={value}: expected a fraction in {interval}")

@@ -1,0 +1,175 @@
+"""The notebook's network (``MLP``) and the LightningModule that trains it (``PimaClassifier``)."""
+
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryF1Score,
+    BinaryPrecision,
+    BinaryRecall,
+)
+
+from pima_lightning.errors import InputError
+
+
+class Standardize(nn.Module):
+    """``(x - mean) / scale`` with the statistics stored as buffers, so they travel in checkpoints."""
+
+    def __init__(self, n_features: int, mean=None, scale=None) -> None:
+        super().__init__()
+        mean = np.zeros(n_features) if mean is None else mean
+        scale = np.ones(n_features) if scale is None else scale
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean) / self.scale
+
+
+class MLP(nn.Sequential):
+    """Raw features -> Standardize -> [Linear -> ReLU -> Dropout] per hidden width -> Linear -> logit.
+
+    Initialised as Keras initialises the notebook's layers: Glorot-uniform hidden kernels, the
+    output kernel U(-0.05, 0.05) (Keras's 'uniform'), zero biases.
+    """
+
+    def __init__(
+        self,
+        n_features: int = 8,
+        hidden: Sequence[int] = (12, 6),
+        dropout: float = 0.2,
+        feature_mean=None,
+        feature_scale=None,
+    ) -> None:
+        layers: list[nn.Module] = [Standardize(n_features, feature_mean, feature_scale)]
+        width = n_features
+        for units in hidden:
+            layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(dropout)]
+            width = units
+        layers.append(nn.Linear(width, 1))
+        super().__init__(*layers)
+        self.reset_parameters()
+
+    def linear_layers(self) -> list[nn.Linear]:
+        """The dense layers, input side first."""
+        return [layer for layer in self if isinstance(layer, nn.Linear)]
+
+    def reset_parameters(self) -> None:
+        """Keras initialisation (see the class docstring)."""
+        *hidden, output = self.linear_layers()
+        for layer in hidden:
+            nn.init.xavier_uniform_(layer.weight)
+        nn.init.uniform_(output.weight, -0.05, 0.05)
+        for layer in (*hidden, output):
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits, one per row: shape ``(n,)``."""
+        return super().forward(features).squeeze(-1)
+
+
+def _metrics(prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc": BinaryAccuracy(),  # threshold 0.5, as Keras's accuracy
+            "auroc": BinaryAUROC(),
+            "f1": BinaryF1Score(),
+            "precision": BinaryPrecision(),
+            "recall": BinaryRecall(),
+        },
+        prefix=prefix,
+    )
+
+
+class PimaClassifier(L.LightningModule):
+    """Trains ``MLP`` with binary cross-entropy, an optional L1 penalty and a configured optimizer.
+
+    ``optimizer`` and ``scheduler`` are Hydra configs (``_partial_: true``) kept as plain dicts, so
+    a checkpoint alone rebuilds the model: ``PimaClassifier.load_from_checkpoint(path)``.
+    """
+
+    def __init__(
+        self,
+        optimizer: dict,
+        scheduler: dict | None = None,
+        n_features: int = 8,
+        hidden: Sequence[int] = (12, 6),
+        dropout: float = 0.2,
+        l1: float = 0.0,
+        feature_mean=None,
+        feature_scale=None,
+    ) -> None:
+        super().__init__()
+        if not 0 <= dropout < 1:
+            raise InputError(f"model.dropout={dropout}: expected a probability in [0, 1)")
+        if l1 < 0:
+            raise InputError(f"model.l1={l1}: expected a penalty >= 0")
+        # the feature statistics are restored from the state dict, not from hyperparameters
+        self.save_hyperparameters(ignore=["feature_mean", "feature_scale"], logger=False)
+        self.network = MLP(n_features, hidden, dropout, feature_mean, feature_scale)
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        # one set per stage: Lightning resets each at the end of its own epoch
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_metrics, self.val_metrics, self.test_metrics = (
+            _metrics("train/"),
+            _metrics("val/"),
+            _metrics("test/"),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits for raw feature rows."""
+        return self.network(features)
+
+    def l1_penalty(self) -> torch.Tensor:
+        """``l1 * sum(|w|)`` over the weight matrices (biases excluded, as Keras's kernel_regularizer)."""
+        return self.hparams.l1 * sum(layer.weight.abs().sum() for layer in self.network.linear_layers())
+
+    def _evaluate(self, batch, mean_loss: MeanMetric, metrics: MetricCollection) -> torch.Tensor:
+        """Loss of one batch; accumulates it and the metrics, which are logged once per epoch."""
+        features, labels = batch
+        logits = self(features)
+        loss = self.loss_fn(logits, labels)
+        if self.training and self.hparams.l1:
+            loss = loss + self.l1_penalty()
+        mean_loss.update(loss.detach(), weight=len(labels))
+        # probabilities, not logits: torchmetrics reads logits that all lie in [0, 1] as probabilities
+        metrics.update(logits.detach().sigmoid(), labels.long())
+        return loss
+
+    def _log_epoch(self, stage: str, mean_loss: MeanMetric, metrics: MetricCollection) -> None:
+        # metric objects logged once per epoch (Lightning computes and resets them): a per-step
+        # self.log would cost more than the whole step of this 193-parameter model
+        self.log(f"{stage}/loss", mean_loss)
+        self.log_dict(metrics)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, self.train_loss, self.train_metrics)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train", self.train_loss, self.train_metrics)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.val_loss, self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val", self.val_loss, self.val_metrics)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.test_loss, self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test", self.test_loss, self.test_metrics)
+
+    def configure_optimizers(self):
+        optimizer = instantiate(self.hparams.optimizer)(self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        scheduler = instantiate(self.hparams.scheduler)(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

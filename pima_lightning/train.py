@@ -1,0 +1,79 @@
+"""Train the notebook's model: ``python -m pima_lightning.train [group=option] [key=value ...]``."""
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from pima_lightning.atomic import write_json
+from pima_lightning.errors import InputError
+from pima_lightning.model import PimaClassifier
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit on the training rows, test on the held-out rows, write ``metrics.json``; return test metrics."""
+    started = time.perf_counter()
+    output_dir = Path(cfg.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    # read and validate the CSV before anything else, so bad input fails before training starts
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = PimaClassifier(
+        **OmegaConf.to_container(cfg.model, resolve=True),
+        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) or None,
+        feature_mean=datamodule.feature_mean,
+        feature_scale=datamodule.feature_scale,
+    )
+    logger = TensorBoardLogger(output_dir, name="tensorboard", version="", default_hp_metric=False)
+    trainer = instantiate(
+        cfg.trainer,
+        default_root_dir=output_dir,
+        logger=logger,
+        callbacks=[
+            # the last epoch's weights only: nothing is selected on held-out metrics
+            ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0),
+            LearningRateMonitor(logging_interval="epoch"),
+        ],
+    )
+    trainer.fit(model, datamodule=datamodule)
+    (test_metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True), metrics=test_metrics)
+
+    wall_time = time.perf_counter() - started
+    results = {**test_metrics, "seed": cfg.seed, "epochs": trainer.current_epoch, "wall_time_s": wall_time}
+    write_json(output_dir / "metrics.json", results)
+    log.info(
+        "Test (%d held-out rows): accuracy %.4f, AUROC %.4f, loss %.4f | %d epochs in %.1f s | %s",
+        len(datamodule.test_set),
+        test_metrics["test/acc"],
+        test_metrics["test/auroc"],
+        test_metrics["test/loss"],
+        trainer.current_epoch,
+        wall_time,
+        output_dir,
+    )
+    return test_metrics
+
+
+@hydra.main(config_path="pkg://pima_lightning.conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point; returns the test accuracy so that sweepers can optimise it."""
+    try:
+        return train(cfg)["test/acc"]
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -61,8 +61,8 @@ def _data_lines(path: Path):
 
 
 def _is_header(cells: list[str]) -> bool:
-    """A header is a first line in which no cell is a number."""
-    return not any(_is_number(cell) for cell in cells)
+    """A header is a first line of the right width in which no cell is a number."""
+    return len(cells) == N_COLUMNS and not any(_is_number(cell) for cell in cells)
 
 
 def _is_number(cell: str) -> bool:

@@ -146,8 +146,10 @@ class PimaClassifier(L.LightningModule):
     def _log_epoch(self, stage: str, mean_loss: MeanMetric, metrics: MetricCollection) -> None:
         # metric objects logged once per epoch (Lightning computes and resets them): a per-step
         # self.log would cost more than the whole step of this 193-parameter model
-        self.log(f"{stage}/loss", mean_loss)
-        self.log_dict(metrics)
+        # test metrics go to the logger once, together with the hyperparameters (see train.py)
+        to_logger = stage != "test"
+        self.log(f"{stage}/loss", mean_loss, logger=to_logger)
+        self.log_dict(metrics, logger=to_logger)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._evaluate(batch, self.train_loss, self.train_metrics)

@@ -47,8 +47,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ],
     )
     trainer.fit(model, datamodule=datamodule)
-    (test_metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
-    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True), metrics=test_metrics)
+    trainer.test(model, datamodule=datamodule, verbose=False)
+    test_metrics = {
+        name: value.item() for name, value in trainer.callback_metrics.items() if name.startswith("test/")
+    }
+    # the config and the test metrics side by side in TensorBoard's HParams tab
+    logger.log_hyperparams(
+        OmegaConf.to_container(cfg, resolve=True), metrics=test_metrics, step=trainer.global_step
+    )
 
     wall_time = time.perf_counter() - started
     results = {**test_metrics, "seed": cfg.seed, "epochs": trainer.current_epoch, "wall_time_s": wall_time}

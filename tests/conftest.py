@@ -1,0 +1,56 @@
+"""Shared fixtures: the real dataset, composed configs and the real CLI."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+
+# a few epochs and quiet output: enough to exercise the whole pipeline
+FAST = ["trainer.max_epochs=3", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def compose_config(overrides: list[str], output_dir: Path):
+    """The config ``python -m pima_lightning.train`` would see, writing to ``output_dir``."""
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        return compose("config", overrides=[*overrides, f"output_dir={output_dir}"])
+
+
+def run_cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> <args>`` as a user would, in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """``make_config(*overrides)``: a composed config whose run writes to ``tmp_path``."""
+    return lambda *overrides: compose_config(list(overrides), tmp_path)
+
+
+@pytest.fixture
+def fast() -> list[str]:
+    """Overrides for a short, quiet training run."""
+    return list(FAST)
+
+
+@pytest.fixture
+def train_cli(tmp_path):
+    """``train_cli(*overrides, run_dir=None)``: the real ``python -m pima_lightning.train``, in tmp_path."""
+
+    def run(*overrides: str, run_dir=None) -> subprocess.CompletedProcess:
+        hydra_dir = [f"hydra.run.dir={run_dir}"] if run_dir else []
+        return run_cli("pima_lightning.train", *overrides, *hydra_dir, cwd=tmp_path)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def pima_csv(tmp_path_factory) -> Path:
+    """The real dataset, where the default config finds it (downloaded and verified if missing)."""
+    datamodule = instantiate(compose_config([], tmp_path_factory.mktemp("unused")).data)
+    datamodule.prepare_data()
+    return datamodule.csv_path

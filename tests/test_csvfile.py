@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from pima_lightning.csvfile import read_pima_csv
+from pima_lightning.errors import InputError
+
+HEADER = "Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome"
+ROW0 = "6,148,72,35,0,33.6,0.627,50,1"
+ROW1 = "1,85,66,29,0,26.6,0.351,31,0"
+
+
+def write(tmp_path, text: str, name="data.csv", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_reads_the_real_csv_as_numpy_loadtxt_does(pima_csv):
+    features, labels = read_pima_csv(pima_csv)
+    reference = np.loadtxt(pima_csv, delimiter=",")
+    np.testing.assert_array_equal(features, reference[:, :8])
+    np.testing.assert_array_equal(labels, reference[:, 8])
+    assert features.shape == (768, 8)
+    assert np.bincount(labels).tolist() == [500, 268]
+
+
+def test_header_row_is_recognised_and_skipped(tmp_path, pima_csv):
+    with_header = write(tmp_path, HEADER + "\n" + pima_csv.read_text())
+    for got, want in zip(read_pima_csv(with_header), read_pima_csv(pima_csv), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeff" + ROW0 + "\n" + ROW1 + "\n",  # UTF-8 byte-order mark
+        ROW0 + "\r\n" + ROW1 + "\r\n",  # Windows line endings
+        ROW0 + "\n" + ROW1 + "\n\n\n",  # trailing blank lines
+        " 6, 148 ,72,35,0,33.6,0.627,50, 1\n1,85,66,29,0,26.6,0.351,31,0.0\n",  # spaces, 0.0 label
+    ],
+    ids=["bom", "crlf", "blank-lines", "spaces"],
+)
+def test_unambiguous_variants_are_accepted(tmp_path, text):
+    features, labels = read_pima_csv(write(tmp_path, text))
+    np.testing.assert_array_equal(features[0], [6, 148, 72, 35, 0, 33.6, 0.627, 50])
+    assert labels.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "no data rows"),
+        (HEADER + "\n", "no data rows"),
+        (ROW0 + "\n1,85,66,29,0,26.6,0.351,0\n", "line 2: expected 9 comma-separated values"),
+        (ROW0.replace(",", ";") + "\n", "';'-delimited"),
+        (ROW0 + "\n1,85,abc,29,0,26.6,0.351,31,0\n", "line 2, column 3: 'abc' is not a number"),
+        (ROW0 + "\n1,85,nan,29,0,26.6,0.351,31,0\n", "line 2, column 3: 'nan' is not a finite number"),
+        (ROW1 + "\n" + ROW0 + "\n1,inf,66,29,0,26.6,0.351,31,0\n", "line 3, column 2: 'inf'"),
+        (ROW0[:-1] + "2\n", "line 1: the label (column 9) is '2', expected 0 or 1"),
+        (ROW1[:-1] + "-1\n", "line 1: the label (column 9) is '-1', expected 0 or 1"),
+    ],
+    ids=[
+        "empty",
+        "header-only",
+        "column-count",
+        "semicolons",
+        "text",
+        "nan",
+        "inf",
+        "label-2",
+        "label-minus-1",
+    ],
+)
+def test_bad_files_raise_one_clear_line(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as caught:
+        read_pima_csv(path)
+    message = str(caught.value)
+    assert expected in message
+    assert str(path) in message
+    assert "\n" not in message
+
+
+def test_missing_file_and_directory_are_reported(tmp_path):
+    with pytest.raises(InputError, match=r"file not found; give an existing CSV with data\.path="):
+        read_pima_csv(tmp_path / "absent.csv")
+    with pytest.raises(InputError, match="is a directory"):
+        read_pima_csv(tmp_path)
+
+
+def test_non_utf8_file_is_reported(tmp_path):
+    with pytest.raises(InputError, match="not UTF-8 text"):
+        read_pima_csv(write(tmp_path, "\xff\xfe" + ROW0, encoding="latin-1"))

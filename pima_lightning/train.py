@@ -2,6 +2,7 @@
 
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -16,6 +17,9 @@ from pima_lightning.errors import InputError
 from pima_lightning.model import PimaClassifier
 
 log = logging.getLogger(__name__)
+
+# Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates: nothing a user can act on
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

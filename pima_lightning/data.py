@@ -1,5 +1,6 @@
 """``PimaDataModule``: the Pima CSV, split 67/33 exactly as the notebook's ``train_test_split``."""
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -16,15 +17,19 @@ from pima_lightning.errors import InputError
 DATASET_FILENAME = "pima-indians-diabetes.csv"
 DATASET_URL = "https://raw.githubusercontent.com/jbrownlee/Datasets/master/pima-indians-diabetes.data.csv"
 DATASET_SHA256 = "6bfe5d0f379d17a0e0819b996407e3c09bf80febd4287f2ed212190dfff154af"
+SPLITS = ("random", "last", "none")
 
 
 class PimaDataModule(L.LightningDataModule):
     """Training rows, validation rows and the held-out test rows of a Pima CSV.
 
-    The held-out part is ``train_test_split(X, Y, test_size, random_state=split_seed)``'s test
-    part, in sklearn's order. It is also the validation data unless ``val_size`` carves a
-    validation part out of the training rows. Features stay raw here; ``feature_mean`` and
-    ``feature_scale`` (training rows only) are for the model, which standardises its inputs.
+    ``split`` picks the held-out rows: ``random`` is ``train_test_split(X, Y, test_size,
+    random_state=split_seed)``'s test part, in sklearn's order; ``last`` is the last ``test_size``
+    of the rows in file order, as Keras's ``validation_split`` takes them; ``none`` holds nothing
+    out and evaluates on the training rows, as the notebook's ``fit(X, Y)`` then ``evaluate(X, Y)``.
+    The held-out part is also the validation data unless ``val_size`` carves a validation part
+    out of the training rows. Features stay raw here; ``feature_mean`` and ``feature_scale``
+    (training rows only) are for the model, which standardises its inputs.
     """
 
     def __init__(
@@ -33,6 +38,7 @@ class PimaDataModule(L.LightningDataModule):
         data_dir: str = "~/.cache/pima_lightning",
         url: str = DATASET_URL,
         sha256: str = DATASET_SHA256,
+        split: str = "random",
         test_size: float = 0.33,
         split_seed: int = 7,
         stratify: bool = False,
@@ -41,6 +47,8 @@ class PimaDataModule(L.LightningDataModule):
         batch_size: int = 10,
     ) -> None:
         super().__init__()
+        if split not in SPLITS:
+            raise InputError(f"data.split={split}: expected one of {', '.join(SPLITS)}")
         _check_fraction("data.test_size", test_size, low_inclusive=False)
         _check_fraction("data.val_size", val_size, low_inclusive=True)
         if batch_size < 1:
@@ -60,7 +68,16 @@ class PimaDataModule(L.LightningDataModule):
             return
         hp = self.hparams
         features, labels = read_pima_csv(self.csv_path)
-        x_train, x_test, y_train, y_test = self._split(features, labels, hp.test_size, "held-out")
+        if hp.split == "random":
+            x_train, x_test, y_train, y_test = self._split(features, labels, hp.test_size, "held-out")
+        elif hp.split == "last":
+            # Keras's validation_split: the last rows, before any shuffling
+            first_held_out = math.floor(len(labels) * (1 - hp.test_size))
+            x_train, x_test = features[:first_held_out], features[first_held_out:]
+            y_train, y_test = labels[:first_held_out], labels[first_held_out:]
+            self._check_classes(labels, {"training": y_train, "held-out": y_test})
+        else:
+            x_train, x_test, y_train, y_test = features, features, labels, labels
         if hp.val_size > 0:
             x_train, x_val, y_train, y_val = self._split(x_train, y_train, hp.val_size, "validation")
         else:
@@ -83,7 +100,12 @@ class PimaDataModule(L.LightningDataModule):
             )
         except ValueError as err:
             raise InputError(f"{self.csv_path}: cannot split {len(labels)} rows ({err})") from None
-        for name, part_labels in (("training", parts[2]), (part, parts[3])):
+        self._check_classes(labels, {"training": parts[2], part: parts[3]})
+        return parts
+
+    def _check_classes(self, labels: np.ndarray, parts: dict[str, np.ndarray]) -> None:
+        """Raise InputError unless every part of the split holds rows of both classes."""
+        for name, part_labels in parts.items():
             missing = {0, 1} - set(part_labels.tolist())
             if missing:
                 raise InputError(
@@ -91,7 +113,6 @@ class PimaDataModule(L.LightningDataModule):
                     f"{min(missing)} ({np.bincount(labels, minlength=2).tolist()} rows of class 0, 1); "
                     "add rows of each class, or set data.stratify=true"
                 )
-        return parts
 
     def train_dataloader(self) -> DataLoader:
         """Minibatches of ``batch_size`` rows, reshuffled every epoch from the global seed."""

@@ -32,6 +32,12 @@ class Standardize(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.mean) / self.scale
 
+    def describe(self) -> str:
+        """One line saying whether and how inputs are scaled."""
+        if not self.mean.any() and bool((self.scale == 1).all()):
+            return "none (raw features)"
+        return f"z-score with training-row statistics ({self.mean.numel()} means and scales)"
+
 
 class MLP(nn.Sequential):
     """Raw features -> Standardize -> [Linear -> ReLU -> Dropout] per hidden width -> Linear -> logit.
@@ -55,11 +61,19 @@ class MLP(nn.Sequential):
             width = units
         layers.append(nn.Linear(width, 1))
         super().__init__(*layers)
+        self.n_features = n_features
         self.reset_parameters()
 
     def linear_layers(self) -> list[nn.Linear]:
         """The dense layers, input side first."""
         return [layer for layer in self if isinstance(layer, nn.Linear)]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Keras's ``get_weights()``: kernel ``(inputs, units)`` then bias, per dense layer, as numpy."""
+        arrays = []
+        for layer in self.linear_layers():
+            arrays += [layer.weight.detach().cpu().numpy().T, layer.bias.detach().cpu().numpy()]
+        return arrays
 
     def reset_parameters(self) -> None:
         """Keras initialisation (see the class docstring)."""

@@ -13,8 +13,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json
+from pima_lightning.callbacks import RandomStateCheckpoint
 from pima_lightning.errors import InputError
 from pima_lightning.model import PimaClassifier
+from pima_lightning.summary import model_summary
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         feature_mean=datamodule.feature_mean,
         feature_scale=datamodule.feature_scale,
     )
+    log.info("Model:\n%s", model_summary(model.network))
     logger = TensorBoardLogger(output_dir, name="tensorboard", version="", default_hp_metric=False)
     trainer = instantiate(
         cfg.trainer,
@@ -48,9 +51,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             # the last epoch's weights only: nothing is selected on held-out metrics
             ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0),
             LearningRateMonitor(logging_interval="epoch"),
+            RandomStateCheckpoint(),
         ],
     )
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     trainer.test(model, datamodule=datamodule, verbose=False)
     test_metrics = {
         name: value.item() for name, value in trainer.callback_metrics.items() if name.startswith("test/")

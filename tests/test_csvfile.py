@@ -1,7 +1,9 @@
+import re
+
 import numpy as np
 import pytest
 
-from pima_lightning.csvfile import read_pima_csv
+from pima_lightning.csvfile import read_feature_rows, read_pima_csv
 from pima_lightning.errors import InputError
 
 HEADER = "Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome"
@@ -91,3 +93,30 @@ def test_missing_file_and_directory_are_reported(tmp_path):
 def test_non_utf8_file_is_reported(tmp_path):
     with pytest.raises(InputError, match="not UTF-8 text"):
         read_pima_csv(write(tmp_path, "\xff\xfe" + ROW0, encoding="latin-1"))
+
+
+def test_feature_rows_accept_8_or_9_columns_and_ignore_the_label(tmp_path, pima_csv):
+    features, _ = read_pima_csv(pima_csv)
+    np.testing.assert_array_equal(read_feature_rows(pima_csv), features)
+    unlabelled = write(tmp_path, ",".join(HEADER.split(",")[:8]) + "\n" + ROW0[:-2] + "\n" + ROW1[:-2] + "\n")
+    np.testing.assert_array_equal(read_feature_rows(unlabelled), features[:2])
+    odd_labels = write(tmp_path, ROW0[:-1] + "yes\n" + ROW1[:-1] + "7\n", name="odd.csv")
+    np.testing.assert_array_equal(read_feature_rows(odd_labels), features[:2])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (ROW0[:-2] + "\n" + ROW1 + "\n", "line 2: 9 values, but the lines before it have 8"),
+        (
+            ROW0 + "\n1,85,66\n",
+            "line 2: expected 8 or 9 comma-separated values (8 features, optionally a label), found 3",
+        ),
+        ("1,85,66,29,0,x,0.351,31\n", "line 1, column 6: 'x' is not a number"),
+    ],
+)
+def test_bad_feature_rows_name_the_line_and_the_option(tmp_path, text, expected):
+    with pytest.raises(InputError, match=re.escape(expected)):
+        read_feature_rows(write(tmp_path, text))
+    with pytest.raises(InputError, match=re.escape("give an existing CSV with input=/path/to/file.csv")):
+        read_feature_rows(tmp_path / "absent.csv")

@@ -1,0 +1,61 @@
+"""Keras-style ``model.summary()``: ``python -m pima_lightning.summary [ckpt_path=PATH | model.hidden=...]``.
+
+Hand-written because Lightning's ModelSummary also lists the loss and metric modules and shows no
+per-layer output shapes without an example input; this table lists the network's layers as Keras does.
+"""
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.errors import InputError
+from pima_lightning.model import MLP
+
+
+def model_summary(network: MLP) -> str:
+    """A table of each layer's name, output shape and parameter count, then the totals."""
+    features = torch.zeros(1, network.n_features)
+    rows = [("Layer (type)", "Output Shape", "Param #")]
+    with torch.no_grad():
+        for index, layer in enumerate(network):
+            features = layer(features)
+            kind = type(layer).__name__
+            shape = ", ".join(["None", *map(str, features.shape[1:])])
+            rows.append(
+                (f"{index} ({kind})", f"({shape})", f"{sum(p.numel() for p in layer.parameters()):,}")
+            )
+    trainable = sum(p.numel() for p in network.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in network.parameters())
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    rule = "-" * (sum(widths) + 6)
+    lines = [rule]
+    for number, (name, shape, params) in enumerate(rows):
+        lines.append(f"{name:<{widths[0]}}   {shape:<{widths[1]}}   {params:>{widths[2]}}")
+        if number == 0:
+            lines.append(rule)
+    lines += [
+        rule,
+        f"Total params: {total:,}",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {total - trainable:,}",
+        f"Input scaling: {network[0].describe()}",
+    ]
+    return "\n".join(lines)
+
+
+@hydra.main(config_path="pkg://pima_lightning.conf", config_name="summary", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Print the summary of a trained network (``ckpt_path=...``) or of the configured one."""
+    try:
+        if cfg.ckpt_path:
+            network = load_checkpoint(cfg.ckpt_path)[0].network
+        else:
+            network = MLP(hidden=list(cfg.model.hidden), dropout=cfg.model.dropout)
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(model_summary(network))
+
+
+if __name__ == "__main__":
+    main()

@@ -2,13 +2,21 @@
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary name beside ``path``, then rename it into place."""
+    path = Path(path)
+    # a plain open() (not tempfile) so the file gets the usual permissions, not 0600
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` as indented JSON to a temporary file beside ``path``, then rename it into place."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        json.dump(payload, tmp, indent=2)
-        tmp.write("\n")
-    os.replace(tmp.name, path)
+    """Write ``payload`` as indented JSON, atomically."""
+    write_text(path, json.dumps(payload, indent=2) + "\n")

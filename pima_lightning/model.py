@@ -141,6 +141,13 @@ class PimaClassifier(L.LightningModule):
         """Logits for raw feature rows."""
         return self.network(features)
 
+    @torch.no_grad()
+    def predict_proba(self, features) -> np.ndarray:
+        """P(class 1) for raw feature rows (array or tensor); puts the model in eval mode (dropout off)."""
+        self.eval()
+        logits = self(torch.as_tensor(features, dtype=torch.float32, device=self.device))
+        return logits.sigmoid().cpu().numpy()
+
     def l1_penalty(self) -> torch.Tensor:
         """``l1 * sum(|w|)`` over the weight matrices (biases excluded, as Keras's kernel_regularizer)."""
         return self.hparams.l1 * sum(layer.weight.abs().sum() for layer in self.network.linear_layers())

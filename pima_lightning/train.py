@@ -2,7 +2,6 @@
 
 import logging
 import time
-import warnings
 from pathlib import Path
 
 import hydra
@@ -15,13 +14,11 @@ from omegaconf import DictConfig, OmegaConf
 from pima_lightning.atomic import write_json
 from pima_lightning.callbacks import RandomStateCheckpoint
 from pima_lightning.errors import InputError
+from pima_lightning.evaluate import test_and_picture
 from pima_lightning.model import PimaClassifier
 from pima_lightning.summary import model_summary
 
 log = logging.getLogger(__name__)
-
-# Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates: nothing a user can act on
-warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -55,15 +52,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ],
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    trainer.test(model, datamodule=datamodule, verbose=False)
-    test_metrics = {
-        name: value.item() for name, value in trainer.callback_metrics.items() if name.startswith("test/")
-    }
+    test_metrics, figures = test_and_picture(
+        trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} held-out rows"
+    )
+    for name, figure in figures.items():
+        logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.global_step)
     # the config and the test metrics side by side in TensorBoard's HParams tab
     logger.log_hyperparams(
         OmegaConf.to_container(cfg, resolve=True), metrics=test_metrics, step=trainer.global_step
     )
 
+    logger.finalize("success")  # flush and close the event files before metrics.json marks the run finished
     wall_time = time.perf_counter() - started
     results = {**test_metrics, "seed": cfg.seed, "epochs": trainer.current_epoch, "wall_time_s": wall_time}
     write_json(output_dir / "metrics.json", results)

@@ -4,9 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
+from sklearn.model_selection import train_test_split
 
 # a few epochs and quiet output: enough to exercise the whole pipeline
 FAST = ["trainer.max_epochs=3", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -15,7 +17,7 @@ FAST = ["trainer.max_epochs=3", "trainer.enable_progress_bar=false", "trainer.en
 def compose_config(overrides: list[str], output_dir: Path):
     """The config ``python -m pima_lightning.train`` would see, writing to ``output_dir``."""
     with initialize_config_module("pima_lightning.conf", version_base="1.3"):
-        return compose("config", overrides=[*overrides, f"output_dir={output_dir}"])
+        return compose("config", overrides=[f"output_dir={output_dir}", *overrides])
 
 
 def run_cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -38,14 +40,20 @@ def fast() -> list[str]:
 
 
 @pytest.fixture
-def train_cli(tmp_path):
-    """``train_cli(*overrides, run_dir=None)``: the real ``python -m pima_lightning.train``, in tmp_path."""
+def cli(tmp_path):
+    """``cli(module, *overrides, run_dir=None)``: ``python -m pima_lightning.<module>``, in tmp_path."""
 
-    def run(*overrides: str, run_dir=None) -> subprocess.CompletedProcess:
+    def run(module: str, *overrides: str, run_dir=None) -> subprocess.CompletedProcess:
         hydra_dir = [f"hydra.run.dir={run_dir}"] if run_dir else []
-        return run_cli("pima_lightning.train", *overrides, *hydra_dir, cwd=tmp_path)
+        return run_cli(f"pima_lightning.{module}", *overrides, *hydra_dir, cwd=tmp_path)
 
     return run
+
+
+@pytest.fixture
+def train_cli(cli):
+    """``train_cli(*overrides, run_dir=None)``: the real ``python -m pima_lightning.train``, in tmp_path."""
+    return lambda *overrides, run_dir=None: cli("train", *overrides, run_dir=run_dir)
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +62,10 @@ def pima_csv(tmp_path_factory) -> Path:
     datamodule = instantiate(compose_config([], tmp_path_factory.mktemp("unused")).data)
     datamodule.prepare_data()
     return datamodule.csv_path
+
+
+@pytest.fixture(scope="session")
+def notebook_split(pima_csv):
+    """The notebook's own ``X_train, X_test, y_train, y_test``, computed as the notebook computes them."""
+    dataset = np.loadtxt(pima_csv, delimiter=",")
+    return train_test_split(dataset[:, 0:8], dataset[:, 8], test_size=0.33, random_state=7)

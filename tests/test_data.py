@@ -6,7 +6,6 @@ import threading
 import numpy as np
 import pytest
 import torch
-from sklearn.model_selection import train_test_split
 
 from pima_lightning.data import DATASET_FILENAME, DATASET_SHA256, PimaDataModule
 from pima_lightning.errors import InputError
@@ -24,10 +23,8 @@ def tensors(dataset):
     return features.numpy(), labels.numpy()
 
 
-def test_held_out_rows_are_the_notebooks_x_test_in_order(pima_csv):
-    dataset = np.loadtxt(pima_csv, delimiter=",")
-    x, y = dataset[:, 0:8], dataset[:, 8]
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.33, random_state=7)
+def test_held_out_rows_are_the_notebooks_x_test_in_order(pima_csv, notebook_split):
+    x_train, x_test, y_train, y_test = notebook_split
 
     datamodule = setup_module_for(pima_csv)
     for got, want in zip(

@@ -113,6 +113,33 @@ def test_cli_bad_csv_fails_with_one_line_and_no_finished_outputs(train_cli, fast
     assert not (run_dir / "checkpoints").exists()
 
 
+def test_resume_from_an_interrupted_run_matches_an_uninterrupted_one(make_config, fast, tmp_path):
+    uninterrupted = train(make_config(*fast, "trainer.max_epochs=4", f"output_dir={tmp_path / 'full'}"))
+    train(make_config(*fast, "trainer.max_epochs=2", f"output_dir={tmp_path / 'part'}"))
+    resumed = train(
+        make_config(
+            *fast,
+            "trainer.max_epochs=4",
+            f"ckpt_path={tmp_path / 'part' / 'checkpoints' / 'last.ckpt'}",
+            f"output_dir={tmp_path / 'resumed'}",
+        )
+    )
+    assert resumed == uninterrupted
+    assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["epochs"] == 4
+
+
+def test_training_pictures_reach_tensorboard(make_config, fast, tmp_path):
+    train(make_config(*fast))
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert set(events.Tags()["images"]) == {
+        "test/roc_curve",
+        "test/precision_recall_curve",
+        "test/confusion_matrix",
+    }
+    assert events.Images("test/roc_curve")[0].width > 300
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="trainer=gpu needs a CUDA GPU")
 def test_gpu_trainer_trains_on_the_gpu(make_config, fast):
     metrics = train(make_config(*fast, "trainer=gpu"))

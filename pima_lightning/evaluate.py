@@ -1,0 +1,100 @@
+"""Keras's ``evaluate()``: ``python -m pima_lightning.evaluate ckpt_path=PATH [data.path=CSV]``.
+
+Loss and every metric of a trained model on labelled rows (by default the held-out rows of the
+split the model was trained with), printed as a table, written as ``evaluation.json``, and pictured
+as an ROC curve, a precision-recall curve and a confusion matrix.
+"""
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, OmegaConf
+
+from pima_lightning.atomic import write_json
+from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.data import PimaDataModule
+from pima_lightning.errors import InputError
+from pima_lightning.model import PimaClassifier
+from pima_lightning.plots import diagnostic_figures, save_figures
+
+log = logging.getLogger(__name__)
+
+
+def test_and_picture(
+    trainer: L.Trainer, model: PimaClassifier, datamodule: PimaDataModule, output_dir: Path, title: str
+) -> tuple[dict[str, float], dict[str, Figure]]:
+    """Run the test loop on ``datamodule``'s test rows; save their pictures as PNGs in ``output_dir``."""
+    trainer.test(model, datamodule=datamodule, verbose=False)
+    metrics = {
+        name: value.item() for name, value in trainer.callback_metrics.items() if name.startswith("test/")
+    }
+    features, labels = datamodule.test_set.tensors
+    figures = diagnostic_figures(labels.numpy(), model.predict_proba(features), title)
+    save_figures(figures, output_dir)
+    return metrics, figures
+
+
+def evaluate(ckpt_path: str, data_path: str | None, output_dir: Path) -> dict:
+    """Evaluate a checkpoint; return and write (``evaluation.json``) what was measured on which rows."""
+    model, data_settings = load_checkpoint(ckpt_path)
+    if data_path:
+        # every row of the given file, scaled with the statistics stored in the model
+        data_settings |= {"path": data_path, "split": "none", "val_size": 0.0}
+    datamodule = PimaDataModule(**data_settings)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    rows = (
+        "rows (every row)"
+        if data_path
+        else f"rows (held out, data.split={data_settings.get('split', 'random')})"
+    )
+    metrics, _ = test_and_picture(
+        trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} {rows}"
+    )
+    report = {
+        "checkpoint": str(Path(ckpt_path).resolve()),
+        "data": str(datamodule.csv_path.resolve()),
+        "rows": rows,
+        "n_rows": len(datamodule.test_set),
+        **{name.removeprefix("test/"): value for name, value in metrics.items()},
+    }
+    write_json(output_dir / "evaluation.json", report)
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The report as a two-column table under a line naming the checkpoint and the rows."""
+    lines = [f"{report['checkpoint']} on {report['n_rows']} {report['rows']} of {report['data']}"]
+    lines += [
+        f"  {name:<10} {report[name]:.4f}" for name in ("loss", "acc", "auroc", "f1", "precision", "recall")
+    ]
+    return "\n".join(lines)
+
+
+@hydra.main(config_path="pkg://pima_lightning.conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> dict:
+    """Hydra entry point; returns the report."""
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise SystemExit("error: no checkpoint given; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
+    try:
+        report = evaluate(cfg.ckpt_path, cfg.data.path, Path(cfg.output_dir))
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(format_report(report))
+    log.info("Wrote evaluation.json and pictures to %s", cfg.output_dir)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Export a trained model: ``python -m pima_lightning.export ckpt_path=PATH format=onnx|torchscript|pt2``.
+
+The exported graph takes raw feature rows (float32, shape ``(rows, 8)``) and returns the probability of
+diabetes per row (shape ``(rows,)``): the checkpoint's input scaling is inside it.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2"}
+
+
+def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
+    """Write the model in ``fmt`` to ``output`` (default: beside the checkpoint); return the path."""
+    if fmt not in SUFFIXES:
+        raise InputError(f"format={fmt}: expected one of {', '.join(SUFFIXES)}")
+    model, _ = load_checkpoint(ckpt_path)
+    scorer = nn.Sequential(model.network, nn.Sigmoid()).eval()
+    example = torch.zeros(2, model.network.n_features)  # export specialises sizes 0 and 1
+    rows = {0: torch.export.Dim("rows")}
+    path = Path(output) if output else Path(ckpt_path).with_suffix(SUFFIXES[fmt])
+    partial = path.with_name(f".partial-{path.name}")  # keeps the suffix torch.export checks
+    try:
+        if fmt == "onnx":
+            torch.onnx.export(
+                scorer,
+                (example,),
+                partial,
+                input_names=["features"],
+                output_names=["probability"],
+                dynamic_shapes=(rows,),
+                verbose=False,
+            )
+        elif fmt == "torchscript":
+            torch.jit.trace(scorer, example).save(partial)
+        else:
+            torch.export.save(torch.export.export(scorer, (example,), dynamic_shapes=(rows,)), partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+@hydra.main(config_path="pkg://pima_lightning.conf", config_name="export", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    if OmegaConf.is_missing(cfg, "ckpt_path"):
+        raise SystemExit("error: no checkpoint given; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
+    try:
+        path = export(cfg.ckpt_path, cfg.format, cfg.output)
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
+    except ImportError as err:
+        raise SystemExit(f"error: {err.name} is missing; pip install 'pima-lightning[export]'") from None
+    log.info("Wrote %s", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Pictures of a classifier's predictions: ROC curve, precision-recall curve and confusion matrix."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+TITLES = {
+    "roc_curve": "ROC curve",
+    "precision_recall_curve": "precision-recall curve",
+    "confusion_matrix": "confusion matrix (threshold 0.5)",
+}
+
+
+def diagnostic_figures(labels: np.ndarray, probabilities: np.ndarray, title: str) -> dict[str, Figure]:
+    """One figure per entry of TITLES; predicted class = probability > 0.5, as the accuracy metric counts."""
+    # matplotlib's object API, not pyplot: no global figure state, no GUI backend needed
+    figures = {name: Figure(figsize=(5, 4.5), layout="constrained") for name in TITLES}
+    RocCurveDisplay.from_predictions(
+        labels, probabilities, ax=figures["roc_curve"].add_subplot(), name="model", plot_chance_level=True
+    )
+    PrecisionRecallDisplay.from_predictions(
+        labels,
+        probabilities,
+        ax=figures["precision_recall_curve"].add_subplot(),
+        name="model",
+        plot_chance_level=True,
+    )
+    ConfusionMatrixDisplay.from_predictions(
+        labels,
+        (probabilities > 0.5).astype(int),
+        labels=[0, 1],
+        display_labels=["no diabetes (0)", "diabetes (1)"],
+        ax=figures["confusion_matrix"].add_subplot(),
+        colorbar=False,
+    )
+    for name, figure in figures.items():
+        figure.suptitle(f"{title}: {TITLES[name]}")
+    return figures
+
+
+def save_figures(figures: dict[str, Figure], directory: Path) -> list[Path]:
+    """Write each figure as ``<name>.png`` (temporary name, then rename); return the paths."""
+    paths = []
+    for name, figure in figures.items():
+        path = directory / f"{name}.png"
+        partial = directory / f".{name}.png.partial"
+        figure.savefig(partial, format="png", dpi=100)
+        os.replace(partial, path)
+        paths.append(path)
+    return paths

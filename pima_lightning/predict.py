@@ -1,0 +1,58 @@
+"""Score raw rows: ``python -m pima_lightning.predict ckpt_path=PATH input=CSV [output=CSV]``.
+
+Rows hold the 8 raw features, optionally followed by a label (ignored), header optional. The
+checkpoint's own scaling is applied. The output CSV has one line per input row, in order:
+``probability`` (of diabetes) and ``class`` (1 when probability > 0.5).
+"""
+
+import io
+import logging
+from pathlib import Path
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from pima_lightning.atomic import write_text
+from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.csvfile import read_feature_rows
+from pima_lightning.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def predict(ckpt_path: str, input_path: str, output_path: Path) -> np.ndarray:
+    """Write ``probability,class`` for every row of ``input_path``; return the probabilities."""
+    model, _ = load_checkpoint(ckpt_path)
+    probabilities = model.predict_proba(read_feature_rows(input_path, option="input"))
+    table = io.StringIO()
+    np.savetxt(
+        table,
+        np.column_stack([probabilities, probabilities > 0.5]),
+        fmt=["%.6f", "%d"],
+        delimiter=",",
+        header="probability,class",
+        comments="",
+    )
+    write_text(output_path, table.getvalue())
+    return probabilities
+
+
+@hydra.main(config_path="pkg://pima_lightning.conf", config_name="predict", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point."""
+    for key, example in (("ckpt_path", "<run dir>/checkpoints/last.ckpt"), ("input", "rows.csv")):
+        if OmegaConf.is_missing(cfg, key):
+            raise SystemExit(f"error: no {key} given; pass {key}={example}")
+    output = Path(cfg.output or Path(cfg.output_dir) / "predictions.csv")
+    try:
+        probabilities = predict(cfg.ckpt_path, cfg.input, output)
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
+    log.info(
+        "Wrote %d predictions (%d of class 1) to %s", len(probabilities), (probabilities > 0.5).sum(), output
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.errors import InputError
+from pima_lightning.evaluate import evaluate
+from pima_lightning.train import train
+
+PICTURES = ("roc_curve.png", "precision_recall_curve.png", "confusion_matrix.png")
+
+
+@pytest.fixture
+def trained_run(make_config, fast, tmp_path):
+    """A short training run: (its directory, its test metrics)."""
+    metrics = train(make_config(*fast))
+    return tmp_path, metrics
+
+
+def test_evaluate_reproduces_the_training_runs_held_out_metrics(trained_run, tmp_path):
+    run_dir, metrics = trained_run
+    out = tmp_path / "evaluation"
+    out.mkdir()
+    report = evaluate(str(run_dir / "checkpoints" / "last.ckpt"), None, out)
+    assert report["n_rows"] == 254
+    for name in ("loss", "acc", "auroc", "f1", "precision", "recall"):
+        assert report[name] == pytest.approx(metrics[f"test/{name}"], abs=1e-6)
+    assert json.loads((out / "evaluation.json").read_text()) == report
+    for picture in PICTURES:
+        assert Image.open(out / picture).size[0] > 300
+        assert Image.open(run_dir / picture).size[0] > 300  # training draws them too
+
+
+def test_evaluate_on_another_csv_scores_every_row(trained_run, tmp_path, pima_csv):
+    run_dir, _ = trained_run
+    out = tmp_path / "evaluation"
+    out.mkdir()
+    report = evaluate(str(run_dir / "checkpoints" / "last.ckpt"), str(pima_csv), out)
+    assert report["n_rows"] == 768
+    model, _ = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    dataset = np.loadtxt(pima_csv, delimiter=",")
+    accuracy = ((model.predict_proba(dataset[:, :8]) > 0.5) == dataset[:, 8]).mean()
+    assert report["acc"] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_evaluate_rejects_a_missing_or_foreign_checkpoint(tmp_path):
+    with pytest.raises(InputError, match="checkpoint not found; pass ckpt_path="):
+        evaluate(str(tmp_path / "none.ckpt"), None, tmp_path)
+    foreign = tmp_path / "foreign.ckpt"
+    foreign.write_text("not a checkpoint")
+    with pytest.raises(InputError, match="not a pima_lightning checkpoint"):
+        evaluate(str(foreign), None, tmp_path)
+
+
+def test_evaluate_cli_prints_a_table_and_writes_json(trained_run, cli, tmp_path):
+    run_dir, metrics = trained_run
+    result = cli("evaluate", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", run_dir=tmp_path / "ev")
+    assert result.returncode == 0, result.stderr
+    assert f"acc        {metrics['test/acc']:.4f}" in result.stdout
+    assert json.loads((tmp_path / "ev" / "evaluation.json").read_text())["n_rows"] == 254
+
+
+def test_evaluate_cli_without_checkpoint_says_what_to_pass(cli):
+    result = cli("evaluate")
+    assert result.returncode != 0
+    assert (
+        result.stderr.strip() == "error: no checkpoint given; pass ckpt_path=<run dir>/checkpoints/last.ckpt"
+    )

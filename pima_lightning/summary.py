@@ -17,6 +17,8 @@ def model_summary(network: MLP) -> str:
     """A table of each layer's name, output shape and parameter count, then the totals."""
     features = torch.zeros(1, network.n_features)
     rows = [("Layer (type)", "Output Shape", "Param #")]
+    was_training = network.training
+    network.eval()  # dropout in training mode would draw from, and so shift, the seeded random stream
     with torch.no_grad():
         for index, layer in enumerate(network):
             features = layer(features)
@@ -25,6 +27,7 @@ def model_summary(network: MLP) -> str:
             rows.append(
                 (f"{index} ({kind})", f"({shape})", f"{sum(p.numel() for p in layer.parameters()):,}")
             )
+    network.train(was_training)
     trainable = sum(p.numel() for p in network.parameters() if p.requires_grad)
     total = sum(p.numel() for p in network.parameters())
     widths = [max(len(row[column]) for row in rows) for column in range(3)]

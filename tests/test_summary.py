@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 
 from pima_lightning.model import MLP
 from pima_lightning.summary import model_summary
@@ -32,3 +33,13 @@ def test_get_weights_has_keras_shapes_and_values():
     assert [w.shape for w in weights] == [(8, 12), (12,), (12, 6), (6,), (6, 1), (1,)]
     np.testing.assert_array_equal(weights[0], network.linear_layers()[0].weight.detach().numpy().T)
     assert sum(w.size for w in weights) == 193
+
+
+def test_summary_leaves_the_random_stream_and_the_mode_alone():
+    network = MLP()
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    model_summary(network)
+    assert torch.equal(torch.rand(3), expected)
+    assert network.training

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -17,6 +20,7 @@ from pima_lightning.errors import InputError
 from pima_lightning.evaluate import test_and_picture
 from pima_lightning.model import PimaClassifier
 from pima_lightning.summary import model_summary
+from pima_lightning.sweep import record_failure
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     logger.finalize("success")  # flush and close the event files before metrics.json marks the run finished
     wall_time = time.perf_counter() - started
-    results = {**test_metrics, "seed": cfg.seed, "epochs": trainer.current_epoch, "wall_time_s": wall_time}
+    results = {
+        **test_metrics,
+        "seed": cfg.seed,
+        "epochs": trainer.current_epoch,
+        "wall_time_s": wall_time,
+        "torch_threads": torch.get_num_threads(),
+    }
     write_json(output_dir / "metrics.json", results)
     log.info(
         "Test (%d held-out rows): accuracy %.4f, AUROC %.4f, loss %.4f | %d epochs in %.1f s | %s",
@@ -81,11 +91,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    """Hydra entry point; returns the test accuracy so that sweepers can optimise it."""
+    """Hydra entry point; returns the test accuracy so that sweepers can optimise it.
+
+    In a multirun a failing job records its error for the sweep summary and returns NaN, so that
+    the other jobs run and the summary is written; the sweep then exits non-zero.
+    """
     try:
         return train(cfg)["test/acc"]
-    except InputError as err:
-        raise SystemExit(f"error: {err}") from None
+    except Exception as err:
+        if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+            if isinstance(err, InputError):
+                raise SystemExit(f"error: {err}") from None
+            raise
+        log.exception("Job failed")
+        record_failure(Path(cfg.output_dir), err)
+        return float("nan")
 
 
 if __name__ == "__main__":

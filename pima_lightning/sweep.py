@@ -1,0 +1,158 @@
+"""Summarise a Hydra multirun: one row per job, and jobs that differ only in ``seed`` grouped.
+
+Each job leaves its result in its own directory (``metrics.json`` when it finished, ``failure.json``
+when it failed), because under parallel or cluster launchers the jobs run in other processes; the
+``SweepSummary`` callback gathers those files in the launching process once every job has ended.
+"""
+
+import csv
+import io
+import json
+import logging
+import statistics
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, OmegaConf
+
+from pima_lightning.atomic import write_json, write_text
+
+log = logging.getLogger(__name__)
+
+METRICS = ("test/acc", "test/auroc", "test/f1", "test/precision", "test/recall", "test/loss")
+FAILURE_FILE = "failure.json"
+
+
+def record_failure(job_dir: Path, error: BaseException) -> None:
+    """Leave the error's first line in ``job_dir`` for the sweep summary."""
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    write_json(job_dir / FAILURE_FILE, {"error": f"{type(error).__name__}: {first_line}"})
+
+
+def collect_jobs(sweep_dir: Path) -> list[dict]:
+    """One row per job directory under ``sweep_dir``, in job order."""
+    job_dirs = [path.parent.parent for path in sweep_dir.glob("*/.hydra/overrides.yaml")]
+    rows = []
+    for job_dir in sorted(job_dirs, key=lambda path: (len(path.name), path.name)):
+        overrides = list(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))
+        row = {"job": job_dir.name, "overrides": " ".join(overrides), "status": "incomplete", "error": ""}
+        if (job_dir / "metrics.json").is_file():
+            result = json.loads((job_dir / "metrics.json").read_text())
+            row |= {
+                "status": "finished",
+                **{key: result.get(key) for key in (*METRICS, "epochs", "wall_time_s")},
+            }
+        elif (job_dir / FAILURE_FILE).is_file():
+            row |= {"status": "failed", "error": json.loads((job_dir / FAILURE_FILE).read_text())["error"]}
+        rows.append(row)
+    return rows
+
+
+def group_jobs(rows: list[dict]) -> list[dict]:
+    """Jobs whose overrides differ only in ``seed=``, with mean, sample std and n of each metric."""
+    # name a group by the overrides that vary between jobs, seed aside; the rest are common to all
+    settings = [dict(part.split("=", 1) for part in row["overrides"].split()) for row in rows]
+    varying = [
+        key
+        for key in dict.fromkeys(key for job in settings for key in job)
+        if key != "seed" and len({job.get(key) for job in settings}) > 1
+    ]
+    groups: dict[str, list[dict]] = {}
+    for row, job in zip(rows, settings, strict=True):
+        key = " ".join(f"{name}={job[name]}" for name in varying if name in job)
+        groups.setdefault(key, []).append(row)
+    summaries = []
+    for key, members in groups.items():
+        finished = [row for row in members if row["status"] == "finished"]
+        summary = {"group": key or "(all jobs)", "n": len(finished), "failed": len(members) - len(finished)}
+        for metric in (*METRICS, "wall_time_s"):
+            values = [row[metric] for row in finished]
+            summary[f"{metric} mean"] = statistics.mean(values) if values else None
+            summary[f"{metric} std"] = statistics.stdev(values) if len(values) > 1 else None
+        summaries.append(summary)
+    return summaries
+
+
+def format_groups(groups: list[dict]) -> str:
+    """The grouped table as aligned text."""
+    header = ["group", "n", "failed", "accuracy", "AUROC", "F1", "wall time (s)"]
+
+    def cell(group: dict, metric: str, digits: int) -> str:
+        mean, std = group[f"{metric} mean"], group[f"{metric} std"]
+        if mean is None:
+            return "-"
+        return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+
+    table = [header] + [
+        [
+            group["group"],
+            str(group["n"]),
+            str(group["failed"]),
+            cell(group, "test/acc", 4),
+            cell(group, "test/auroc", 4),
+            cell(group, "test/f1", 4),
+            cell(group, "wall_time_s", 1),
+        ]
+        for group in groups
+    ]
+    widths = [max(len(row[column]) for row in table) for column in range(len(header))]
+    lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)) for row in table]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def accuracy_chart(groups: list[dict]) -> Figure:
+    """Mean test accuracy per group, with the sample standard deviation as error bars."""
+    shown = [group for group in groups if group["test/acc mean"] is not None]
+    figure = Figure(figsize=(max(4, 1.2 * len(shown) + 2), 4), layout="constrained")
+    axes = figure.add_subplot()
+    axes.bar(
+        range(len(shown)),
+        [group["test/acc mean"] for group in shown],
+        yerr=[group["test/acc std"] or 0 for group in shown],
+        capsize=4,
+    )
+    axes.set_xticks(range(len(shown)), [f"{group['group']}\n(n={group['n']})" for group in shown], fontsize=8)
+    axes.set_ylabel("test accuracy (mean ± std over seeds)")
+    axes.set_ylim(0.5, 1.0)
+    return figure
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def summarize(sweep_dir: Path) -> tuple[list[dict], list[dict]]:
+    """Write jobs.csv/json, groups.csv/json, groups.txt and accuracy.png into ``sweep_dir``."""
+    rows = collect_jobs(sweep_dir)
+    groups = group_jobs(rows)
+    write_text(sweep_dir / "jobs.csv", _csv(rows))
+    write_json(sweep_dir / "jobs.json", {"jobs": rows})
+    write_text(sweep_dir / "groups.csv", _csv(groups))
+    write_json(sweep_dir / "groups.json", {"groups": groups})
+    write_text(sweep_dir / "groups.txt", format_groups(groups) + "\n")
+    partial = sweep_dir / ".accuracy.png.partial"
+    accuracy_chart(groups).savefig(partial, format="png", dpi=100)
+    partial.replace(sweep_dir / "accuracy.png")
+    return rows, groups
+
+
+class SweepSummary(Callback):
+    """Hydra callback: summarise the sweep when a multirun ends; exit non-zero if any job failed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows, groups = summarize(sweep_dir)
+        print(f"\nSweep summary ({sweep_dir}):\n{format_groups(groups)}")
+        failed = [row for row in rows if row["status"] != "finished"]
+        for row in failed:
+            print(f"job {row['job']} ({row['overrides']}) {row['status']}: {row['error']}")
+        if failed:
+            # SystemExit passes through Hydra's callback wrapper, which turns exceptions into warnings
+            raise SystemExit(
+                f"error: {len(failed)} of {len(rows)} jobs did not finish; see {sweep_dir / 'jobs.csv'}"
+            )

@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -25,8 +26,12 @@ from pima_lightning.sweep import record_failure
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit on the training rows, test on the held-out rows, write ``metrics.json``; return test metrics."""
+def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, float]:
+    """Fit on the training rows, then (``cfg.test``) test once on the held-out rows; write ``metrics.json``.
+
+    Returns the last epoch's ``val/*`` metrics and the ``test/*`` metrics. ``callbacks`` are added to
+    the trainer's own (the tuner passes its pruning callback).
+    """
     started = time.perf_counter()
     output_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True)
@@ -53,40 +58,50 @@ def train(cfg: DictConfig) -> dict[str, float]:
             ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0),
             LearningRateMonitor(logging_interval="epoch"),
             RandomStateCheckpoint(),
+            *callbacks,
         ],
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    test_metrics, figures = test_and_picture(
-        trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} held-out rows"
-    )
-    for name, figure in figures.items():
-        logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.global_step)
-    # the config and the test metrics side by side in TensorBoard's HParams tab
-    logger.log_hyperparams(
-        OmegaConf.to_container(cfg, resolve=True), metrics=test_metrics, step=trainer.global_step
-    )
-
-    logger.finalize("success")  # flush and close the event files before metrics.json marks the run finished
-    wall_time = time.perf_counter() - started
     results = {
-        **test_metrics,
-        "seed": cfg.seed,
-        "epochs": trainer.current_epoch,
-        "wall_time_s": wall_time,
-        "torch_threads": torch.get_num_threads(),
+        name: value.item() for name, value in trainer.callback_metrics.items() if name.startswith("val/")
     }
-    write_json(output_dir / "metrics.json", results)
+    if cfg.test:
+        test_metrics, figures = test_and_picture(
+            trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} held-out rows"
+        )
+        results |= test_metrics
+        for name, figure in figures.items():
+            logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.global_step)
+        # the config and the test metrics side by side in TensorBoard's HParams tab
+        logger.log_hyperparams(
+            OmegaConf.to_container(cfg, resolve=True), metrics=test_metrics, step=trainer.global_step
+        )
+    logger.finalize("success")  # flush and close the event files before metrics.json marks the run finished
+
+    wall_time = time.perf_counter() - started
+    write_json(
+        output_dir / "metrics.json",
+        {
+            **results,
+            "seed": cfg.seed,
+            "epochs": trainer.current_epoch,
+            "wall_time_s": wall_time,
+            "torch_threads": torch.get_num_threads(),
+        },
+    )
+    stage, rows = ("test", len(datamodule.test_set)) if cfg.test else ("val", len(datamodule.val_set))
     log.info(
-        "Test (%d held-out rows): accuracy %.4f, AUROC %.4f, loss %.4f | %d epochs in %.1f s | %s",
-        len(datamodule.test_set),
-        test_metrics["test/acc"],
-        test_metrics["test/auroc"],
-        test_metrics["test/loss"],
+        "%s (%d rows): accuracy %.4f, AUROC %.4f, loss %.4f | %d epochs in %.1f s | %s",
+        "Test" if cfg.test else "Validation",
+        rows,
+        results[f"{stage}/acc"],
+        results[f"{stage}/auroc"],
+        results[f"{stage}/loss"],
         trainer.current_epoch,
         wall_time,
         output_dir,
     )
-    return test_metrics
+    return results
 
 
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="config", version_base="1.3")

@@ -21,7 +21,9 @@ def read_scalars(run_dir) -> dict[str, list[float]]:
 def test_compose_api_run_trains_tests_and_writes_results(make_config, fast, tmp_path, pima_csv):
     metrics = train(make_config(*fast))
 
-    assert set(metrics) == {f"test/{name}" for name in METRIC_NAMES}
+    assert set(metrics) == {f"{stage}/{name}" for stage in ("val", "test") for name in METRIC_NAMES}
+    # without data.val_size the validation rows are the held-out rows, after the same last epoch
+    assert metrics["val/acc"] == pytest.approx(metrics["test/acc"])
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert {key: saved[key] for key in metrics} == metrics
     assert (saved["seed"], saved["epochs"]) == (7, 3)

@@ -1,0 +1,132 @@
+"""Hyperparameter search with Optuna: ``python -m pima_lightning.tune [tune.n_trials=30] [train overrides]``.
+
+Each trial composes the same Hydra config as ``train`` with the sampled learning rate, batch size,
+dropout, weight decay and optimizer, trains on the training rows less ``tune.val_size`` of them, and is
+scored (and pruned early) on those validation rows only. The held-out test rows are touched once, after
+the search, to report the best trial's test accuracy. The study lives in ``study.db`` (SQLite) in the
+run dir: rerun with ``hydra.run.dir=<that dir>`` to resume a killed search.
+"""
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+import optuna
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from pima_lightning.atomic import write_json
+from pima_lightning.errors import InputError
+from pima_lightning.evaluate import evaluate
+from pima_lightning.train import train
+
+log = logging.getLogger(__name__)
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+class PruneOnValidation(L.Callback):
+    """Report the validation accuracy to Optuna after every epoch; stop the trial if it is hopeless."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str = "val/acc") -> None:
+        self.trial, self.monitor = trial, monitor
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = trainer.callback_metrics[self.monitor].item()
+        self.trial.report(value, step=trainer.current_epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(
+                f"pruned at epoch {trainer.current_epoch} with {self.monitor}={value:.4f}"
+            )
+
+
+def trial_overrides(trial: optuna.Trial, space: DictConfig) -> list[str]:
+    """Sample one point of the search space, as Hydra overrides of the train config."""
+    optimizer = trial.suggest_categorical("optimizer", list(space.optimizer))
+    return [
+        f"optimizer={optimizer}",
+        f"optimizer.lr={trial.suggest_float('lr', *space.lr, log=True)}",
+        f"optimizer.weight_decay={trial.suggest_float('weight_decay', *space.weight_decay, log=True)}",
+        f"data.batch_size={trial.suggest_categorical('batch_size', list(space.batch_size))}",
+        f"model.dropout={trial.suggest_float('dropout', *space.dropout)}",
+    ]
+
+
+def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dict:
+    """Run (or resume) the study in ``output_dir``; evaluate the best trial once on the test rows."""
+    tune = cfg.tune
+    study = optuna.create_study(
+        study_name="pima",
+        storage=f"sqlite:///{output_dir / 'study.db'}",
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=tune.sampler_seed),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=tune.startup_trials, n_warmup_steps=tune.warmup_epochs
+        ),
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        trial_dir = output_dir / "trials" / str(trial.number)
+        trial_cfg = compose(
+            "config",
+            overrides=[
+                *train_overrides,
+                *trial_overrides(trial, tune.space),
+                f"data.val_size={tune.val_size}",
+                "test=false",  # the test rows stay untouched during the search
+                f"output_dir={trial_dir}",
+            ],
+        )
+        return train(trial_cfg, callbacks=[PruneOnValidation(trial)])["val/acc"]
+
+    done = sum(trial.state in FINISHED for trial in study.trials)
+    if done < tune.n_trials:
+        log.info("Running %d trials (%d of %d already finished)", tune.n_trials - done, done, tune.n_trials)
+        study.optimize(objective, n_trials=tune.n_trials - done)
+    best = study.best_trial
+    test_dir = output_dir / "best_test"
+    test_dir.mkdir(exist_ok=True)
+    report = evaluate(
+        str(output_dir / "trials" / str(best.number) / "checkpoints" / "last.ckpt"), None, test_dir
+    )
+    result = {
+        "best_trial": best.number,
+        "best_params": best.params,
+        "best_val_acc": best.value,
+        "test": {name: report[name] for name in ("acc", "auroc", "f1", "precision", "recall", "loss")},
+        "trials": {
+            state.name.lower(): sum(t.state == state for t in study.trials)
+            for state in optuna.trial.TrialState
+        },
+    }
+    write_json(output_dir / "best.json", result)
+    return result
+
+
+@hydra.main(config_path="pkg://pima_lightning.conf", config_name="tune", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point; returns the best trial's validation accuracy."""
+    # the user's train overrides (trainer.max_epochs=50, ...) apply to every trial; tune.* are ours
+    train_overrides = [
+        o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(("tune.", "hydra"))
+    ]
+    try:
+        result = search(cfg, train_overrides, Path(cfg.output_dir))
+    except InputError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(
+        f"Best trial {result['best_trial']}: {result['best_params']}\n"
+        f"  validation accuracy {result['best_val_acc']:.4f} (selected on it)\n"
+        f"  test accuracy {result['test']['acc']:.4f}, AUROC {result['test']['auroc']:.4f} (evaluated once)\n"
+        f"  trials: {result['trials']}"
+    )
+    return result["best_val_acc"]
+
+
+if __name__ == "__main__":
+    main()

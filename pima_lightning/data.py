@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from pima_lightning.csvfile import read_pima_csv
 from pima_lightning.download import ensure_dataset
@@ -115,8 +115,14 @@ class PimaDataModule(L.LightningDataModule):
                 )
 
     def train_dataloader(self) -> DataLoader:
-        """Minibatches of ``batch_size`` rows, reshuffled every epoch from the global seed."""
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True)
+        """One item per epoch: the training rows reshuffled and cut into minibatches of ``batch_size``.
+
+        The model takes a gradient step per minibatch inside one Lightning step (see
+        ``PimaClassifier.training_step``), so Lightning's per-step overhead is paid once per epoch.
+        """
+        return DataLoader(
+            EpochOfMinibatches(*self.train_set.tensors, self.hparams.batch_size), batch_size=None
+        )
 
     def val_dataloader(self) -> DataLoader:
         """The validation rows in one batch (evaluation has no per-batch semantics)."""
@@ -125,6 +131,23 @@ class PimaDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         """The held-out rows in one batch."""
         return DataLoader(self.test_set, batch_size=len(self.test_set))
+
+
+class EpochOfMinibatches(Dataset):
+    """A one-item dataset: ``(feature batches, label batches)``, freshly shuffled at every access."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int) -> None:
+        self.features, self.labels, self.batch_size = features, labels, batch_size
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        # the same draws from the global generator as DataLoader(shuffle=True)'s RandomSampler, so a
+        # seed gives the same batch order as the plain per-minibatch DataLoader would
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        order = torch.randperm(len(self.labels), generator=torch.Generator().manual_seed(seed))
+        return self.features[order].split(self.batch_size), self.labels[order].split(self.batch_size)
 
 
 def _tensor_dataset(features: np.ndarray, labels: np.ndarray) -> TensorDataset:

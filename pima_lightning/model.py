@@ -127,6 +127,7 @@ class PimaClassifier(L.LightningModule):
             raise InputError(f"model.l1={l1}: expected a penalty >= 0")
         # the feature statistics are restored from the state dict, not from hyperparameters
         self.save_hyperparameters(ignore=["feature_mean", "feature_scale"], logger=False)
+        self.automatic_optimization = False  # training_step steps through a whole epoch itself
         self.network = MLP(n_features, hidden, dropout, feature_mean, feature_scale)
         self.loss_fn = nn.BCEWithLogitsLoss()
         # one set per stage: Lightning resets each at the end of its own epoch
@@ -152,17 +153,24 @@ class PimaClassifier(L.LightningModule):
         """``l1 * sum(|w|)`` over the weight matrices (biases excluded, as Keras's kernel_regularizer)."""
         return self.hparams.l1 * sum(layer.weight.abs().sum() for layer in self.network.linear_layers())
 
-    def _evaluate(self, batch, mean_loss: MeanMetric, metrics: MetricCollection) -> torch.Tensor:
-        """Loss of one batch; accumulates it and the metrics, which are logged once per epoch."""
-        features, labels = batch
-        logits = self(features)
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy of logits; in training mode plus the L1 penalty (what is minimised)."""
         loss = self.loss_fn(logits, labels)
         if self.training and self.hparams.l1:
             loss = loss + self.l1_penalty()
+        return loss
+
+    @staticmethod
+    def _accumulate(mean_loss: MeanMetric, metrics: MetricCollection, loss, logits, labels) -> None:
+        """Add rows to the stage's epoch metrics, which ``_log_epoch`` logs once per epoch."""
         mean_loss.update(loss.detach(), weight=len(labels))
         # probabilities, not logits: torchmetrics reads logits that all lie in [0, 1] as probabilities
         metrics.update(logits.detach().sigmoid(), labels.long())
-        return loss
+
+    def _evaluate(self, batch, mean_loss: MeanMetric, metrics: MetricCollection) -> None:
+        features, labels = batch
+        logits = self(features)
+        self._accumulate(mean_loss, metrics, self.loss(logits, labels), logits, labels)
 
     def _log_epoch(self, stage: str, mean_loss: MeanMetric, metrics: MetricCollection) -> None:
         # metric objects logged once per epoch (Lightning computes and resets them): a per-step
@@ -172,10 +180,32 @@ class PimaClassifier(L.LightningModule):
         self.log(f"{stage}/loss", mean_loss, logger=to_logger)
         self.log_dict(metrics, logger=to_logger)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._evaluate(batch, self.train_loss, self.train_metrics)
+    def training_step(self, batch, batch_idx: int) -> None:
+        """A whole epoch: one optimizer step per minibatch of ``batch`` (see ``EpochOfMinibatches``).
+
+        Lightning's hooks, loop bookkeeping and logging cost more per step than the step itself on this
+        193-parameter model; stepping through the epoch's minibatches here pays them once per epoch.
+        The arithmetic is that of one Lightning step per minibatch.
+        """
+        optimizer = self.optimizers()
+        epoch_logits, epoch_loss = [], 0.0
+        for features, labels in zip(*batch, strict=True):
+            logits = self(features)
+            loss = self.loss(logits, labels)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+            epoch_logits.append(logits.detach())
+            epoch_loss = epoch_loss + loss.detach() * len(labels)
+        # one metric update per epoch: per-minibatch updates would cost as much as the minibatches
+        labels = torch.cat(batch[1])
+        self._accumulate(
+            self.train_loss, self.train_metrics, epoch_loss / len(labels), torch.cat(epoch_logits), labels
+        )
 
     def on_train_epoch_end(self) -> None:
+        if (scheduler := self.lr_schedulers()) is not None:
+            scheduler.step()
         self._log_epoch("train", self.train_loss, self.train_metrics)
 
     def validation_step(self, batch, batch_idx: int) -> None:

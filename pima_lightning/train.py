@@ -61,7 +61,9 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
             *callbacks,
         ],
     )
+    fit_started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    fit_time = time.perf_counter() - fit_started
     results = {
         name: value.item() for name, value in trainer.callback_metrics.items() if name.startswith("val/")
     }
@@ -86,6 +88,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
             "seed": cfg.seed,
             "epochs": trainer.current_epoch,
             "wall_time_s": wall_time,
+            "fit_time_s": fit_time,
             "torch_threads": torch.get_num_threads(),
         },
     )

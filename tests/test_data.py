@@ -71,9 +71,10 @@ def test_training_batches_are_reshuffled_every_epoch_from_the_seed(pima_csv):
     datamodule = setup_module_for(pima_csv)
 
     def one_epoch():
-        batches = list(datamodule.train_dataloader())
-        assert {len(labels) for _, labels in batches[:-1]} == {10}
-        return torch.cat([features for features, _ in batches])
+        (epoch,) = list(datamodule.train_dataloader())  # one item per epoch: its minibatches
+        feature_batches, label_batches = epoch
+        assert [len(labels) for labels in label_batches] == [10] * 51 + [4]
+        return torch.cat(feature_batches)
 
     torch.manual_seed(0)
     first, second = one_epoch(), one_epoch()
@@ -82,6 +83,16 @@ def test_training_batches_are_reshuffled_every_epoch_from_the_seed(pima_csv):
     assert not torch.equal(first, second)
     assert torch.equal(first, again)
     assert torch.equal(first.sort(dim=0).values, datamodule.train_set.tensors[0].sort(dim=0).values)
+
+
+def test_batch_order_is_that_of_a_shuffling_dataloader(pima_csv):
+    """The epoch-at-once loader draws the same permutation as DataLoader(shuffle=True) would."""
+    datamodule = setup_module_for(pima_csv)
+    torch.manual_seed(3)
+    (epoch,) = list(datamodule.train_dataloader())
+    torch.manual_seed(3)
+    reference = list(torch.utils.data.DataLoader(datamodule.train_set, batch_size=10, shuffle=True))
+    assert all(torch.equal(mine, theirs) for mine, (theirs, _) in zip(epoch[0], reference, strict=True))
 
 
 def test_a_class_too_rare_to_split_is_reported(tmp_path):

@@ -1,0 +1,83 @@
+"""Speed: pima_lightning's default run against a hand-written PyTorch loop doing the same work.
+
+    python benchmarks/speed.py [--repeats 3]
+
+Alternates the two, ``--repeats`` times each, and prints the median times and their ratios:
+- fit: the 150-epoch fit alone (``fit_time_s`` in metrics.json against benchmarks/plain_loop.py's loop);
+- process: the whole ``python -m pima_lightning.train`` process against ``python benchmarks/plain_loop.py``,
+  imports, data loading, test and (for pima_lightning) logs, checkpoints and pictures included.
+Both use the same thread settings; run it on an otherwise idle machine.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+
+HERE = Path(__file__).resolve().parent
+
+
+def dataset_path() -> Path:
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        datamodule = instantiate(compose("config").data)
+    datamodule.prepare_data()
+    return datamodule.csv_path
+
+
+def timed(command: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, result.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each (default 3)")
+    args = parser.parse_args()
+    csv_path = dataset_path()
+    times: dict[str, list[float]] = {
+        "lightning fit": [],
+        "plain fit": [],
+        "lightning process": [],
+        "plain process": [],
+    }
+    for repeat in range(args.repeats):
+        with tempfile.TemporaryDirectory() as run_dir:
+            seconds, _ = timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "pima_lightning.train",
+                    "trainer.enable_progress_bar=false",
+                    f"hydra.run.dir={run_dir}",
+                ]
+            )
+            times["lightning process"].append(seconds)
+            times["lightning fit"].append(
+                json.loads((Path(run_dir) / "metrics.json").read_text())["fit_time_s"]
+            )
+        seconds, output = timed([sys.executable, str(HERE / "plain_loop.py"), str(csv_path)])
+        times["plain process"].append(seconds)
+        times["plain fit"].append(float(output.split("fit ")[1].split(" s")[0]))
+        print(
+            f"repeat {repeat + 1}: "
+            + ", ".join(f"{name} {values[-1]:.2f} s" for name, values in times.items()),
+            file=sys.stderr,
+        )
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, value in medians.items():
+        print(f"{name:<18} median {value:6.2f} s over {args.repeats}")
+    for kind, target in (("fit", 1.3), ("process", 1.6)):
+        ratio = medians[f"lightning {kind}"] / medians[f"plain {kind}"]
+        print(f"{kind} ratio lightning / plain = {ratio:.2f} (target <= {target})")
+
+
+if __name__ == "__main__":
+    main()

@@ -89,6 +89,16 @@ class MLP(nn.Sequential):
         return super().forward(features).squeeze(-1)
 
 
+def _check_buildable(group: str, config: dict, build) -> None:
+    """Build a throw-away optimizer or scheduler from ``config`` so that torch's own checks of its
+    values (a negative learning rate, say) fail before training starts, as one InputError."""
+    try:
+        build(instantiate(config))
+    except (ValueError, TypeError) as err:
+        settings = ", ".join(f"{key}={value}" for key, value in config.items() if not key.startswith("_"))
+        raise InputError(f"{group} ({settings}): {err}") from None
+
+
 def _metrics(prefix: str) -> MetricCollection:
     return MetricCollection(
         {
@@ -125,6 +135,10 @@ class PimaClassifier(L.LightningModule):
             raise InputError(f"model.dropout={dropout}: expected a probability in [0, 1)")
         if l1 < 0:
             raise InputError(f"model.l1={l1}: expected a penalty >= 0")
+        _check_buildable("optimizer", optimizer, lambda build: build([nn.Parameter(torch.zeros(1))]))
+        if scheduler:
+            probe = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+            _check_buildable("scheduler", scheduler, lambda build: build(probe))
         # the feature statistics are restored from the state dict, not from hyperparameters
         self.save_hyperparameters(ignore=["feature_mean", "feature_scale"], logger=False)
         self.automatic_optimization = False  # training_step steps through a whole epoch itself
@@ -197,8 +211,14 @@ class PimaClassifier(L.LightningModule):
             optimizer.step()
             epoch_logits.append(logits.detach())
             epoch_loss = epoch_loss + loss.detach() * len(labels)
-        # one metric update per epoch: per-minibatch updates would cost as much as the minibatches
         labels = torch.cat(batch[1])
+        if not torch.isfinite(epoch_loss):
+            raise InputError(
+                f"training diverged: the training loss became {epoch_loss.item()} in epoch "
+                f"{self.current_epoch}; lower optimizer.lr, or standardise the features "
+                "(data.standardize=true)"
+            )
+        # one metric update per epoch: per-minibatch updates would cost as much as the minibatches
         self._accumulate(
             self.train_loss, self.train_metrics, epoch_loss / len(labels), torch.cat(epoch_logits), labels
         )

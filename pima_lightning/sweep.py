@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json, write_text
+from pima_lightning.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ FAILURE_FILE = "failure.json"
 
 def record_failure(job_dir: Path, error: BaseException) -> None:
     """Leave the error's first line in ``job_dir`` for the sweep summary."""
+    error = InputError.within(error) or error
     first_line = (str(error).strip().splitlines() or [""])[0]
     write_json(job_dir / FAILURE_FILE, {"error": f"{type(error).__name__}: {first_line}"})
 

@@ -54,8 +54,11 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         default_root_dir=output_dir,
         logger=logger,
         callbacks=[
-            # the last epoch's weights only: nothing is selected on held-out metrics
-            ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0),
+            # last.ckpt, rewritten (atomically) after every epoch so an interrupted run can resume;
+            # no monitor: nothing is selected on held-out metrics
+            ModelCheckpoint(
+                dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False
+            ),
             LearningRateMonitor(logging_interval="epoch"),
             RandomStateCheckpoint(),
             *callbacks,
@@ -118,8 +121,8 @@ def main(cfg: DictConfig) -> float:
         return train(cfg)["test/acc"]
     except Exception as err:
         if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
-            if isinstance(err, InputError):
-                raise SystemExit(f"error: {err}") from None
+            if (bad_input := InputError.within(err)) is not None:
+                raise SystemExit(f"error: {bad_input}") from None
             raise
         log.exception("Job failed")
         record_failure(Path(cfg.output_dir), err)

@@ -1,0 +1,100 @@
+"""Bad settings, divergence, interruption and reproducibility, through the real CLI where users meet them."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from pima_lightning.train import train
+
+QUIET = ["trainer.enable_progress_bar=false"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["optimizer.lr=-1"],
+            "error: optimizer (lr=-1, momentum=0.9, nesterov=True, weight_decay=0.0): "
+            "Invalid learning rate: -1",
+        ),
+        (["optimizer=adam", "optimizer.betas=[1.5,0.9]"], "Invalid beta parameter at index 0: 1.5"),
+        (["model.dropout=1"], "error: model.dropout=1: expected a probability in [0, 1)"),
+        (["data.test_size=1.2"], "error: data.test_size=1.2: expected a fraction in (0, 1)"),
+        (["data.batch_size=0"], "error: data.batch_size=0: expected a whole number >= 1"),
+        (["data.split=shuffle"], "error: data.split=shuffle: expected one of random, last, none"),
+    ],
+    ids=["negative-lr", "adam-beta", "dropout", "test-size", "batch-size", "split"],
+)
+def test_config_mistakes_fail_before_training_with_one_line(train_cli, tmp_path, overrides, expected):
+    run_dir = tmp_path / "run"
+    result = train_cli(*QUIET, *overrides, run_dir=run_dir)
+    assert result.returncode != 0
+    assert expected in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
+
+
+def test_unknown_config_choice_names_the_valid_ones(train_cli):
+    result = train_cli(*QUIET, "optimizer=rmsprop")
+    assert result.returncode != 0
+    assert "Could not find 'optimizer/rmsprop'" in result.stderr
+    assert "Available options in 'optimizer':\n\tadam\n\tsgd" in result.stderr
+
+
+def test_a_diverging_run_stops_with_the_epoch_named(train_cli, tmp_path):
+    run_dir = tmp_path / "run"
+    result = train_cli(*QUIET, "optimizer.lr=1e20", "data.standardize=false", run_dir=run_dir)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: training diverged: the training loss became nan in epoch 0; lower optimizer.lr, "
+        "or standardise the features (data.standardize=true)"
+    )
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_same_seed_gives_identical_weights_other_seed_other_weights(make_config, tmp_path):
+    def final_weights(seed: int, name: str) -> dict[str, torch.Tensor]:
+        train(make_config(*QUIET, "trainer.max_epochs=3", f"seed={seed}", f"output_dir={tmp_path / name}"))
+        return torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+    first, again, other = final_weights(1, "a"), final_weights(1, "b"), final_weights(2, "c")
+    assert all(torch.equal(first[key], again[key]) for key in first)
+    assert not torch.equal(first["network.1.weight"], other["network.1.weight"])
+    metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in "ab"]
+    assert {k: v for k, v in metrics[0].items() if not k.endswith("time_s")} == {
+        k: v for k, v in metrics[1].items() if not k.endswith("time_s")
+    }
+
+
+def loadable(checkpoint) -> bool:
+    try:
+        torch.load(checkpoint, weights_only=True)
+    except (FileNotFoundError, RuntimeError, EOFError):
+        return False
+    return True
+
+
+def test_a_killed_run_leaves_no_results_and_resumes_to_the_uninterrupted_metrics(make_config, tmp_path):
+    epochs = ["trainer.max_epochs=60", *QUIET]
+    uninterrupted = train(make_config(*epochs, f"output_dir={tmp_path / 'full'}"))
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "pima_lightning.train", *epochs, f"hydra.run.dir={killed}"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = killed / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not loadable(checkpoint) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    assert not (killed / "metrics.json").exists()
+    interrupted_at = torch.load(checkpoint, weights_only=True)["epoch"]
+    assert interrupted_at < 59
+
+    resumed = train(make_config(*epochs, f"ckpt_path={checkpoint}", f"output_dir={tmp_path / 'resumed'}"))
+    assert resumed == uninterrupted

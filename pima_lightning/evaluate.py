@@ -12,6 +12,7 @@ import hydra
 import lightning as L
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard import SummaryWriter
 
 from pima_lightning.atomic import write_json
 from pima_lightning.checkpoint import load_checkpoint
@@ -59,9 +60,12 @@ def evaluate(ckpt_path: str, data_path: str | None, output_dir: Path) -> dict:
         if data_path
         else f"rows (held out, data.split={data_settings.get('split', 'random')})"
     )
-    metrics, _ = test_and_picture(
+    metrics, figures = test_and_picture(
         trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} {rows}"
     )
+    with SummaryWriter(output_dir / "tensorboard") as writer:  # the pictures in TensorBoard's Images tab
+        for name, figure in figures.items():
+            writer.add_figure(f"evaluate/{name}", figure)
     report = {
         "checkpoint": str(Path(ckpt_path).resolve()),
         "data": str(datamodule.csv_path.resolve()),

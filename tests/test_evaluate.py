@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.errors import InputError
@@ -31,6 +32,9 @@ def test_evaluate_reproduces_the_training_runs_held_out_metrics(trained_run, tmp
     for picture in PICTURES:
         assert Image.open(out / picture).size[0] > 300
         assert Image.open(run_dir / picture).size[0] > 300  # training draws them too
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert set(events.Tags()["images"]) == {f"evaluate/{p.removesuffix('.png')}" for p in PICTURES}
 
 
 def test_evaluate_on_another_csv_scores_every_row(trained_run, tmp_path, pima_csv):

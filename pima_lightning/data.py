@@ -120,9 +120,9 @@ class PimaDataModule(L.LightningDataModule):
         The model takes a gradient step per minibatch inside one Lightning step (see
         ``PimaClassifier.training_step``), so Lightning's per-step overhead is paid once per epoch.
         """
-        return DataLoader(
-            EpochOfMinibatches(*self.train_set.tensors, self.hparams.batch_size), batch_size=None
-        )
+        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        epoch = EpochOfMinibatches(*self.train_set.tensors, self.hparams.batch_size, rank, world_size)
+        return DataLoader(epoch, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         """The validation rows in one batch (evaluation has no per-batch semantics)."""
@@ -134,10 +134,24 @@ class PimaDataModule(L.LightningDataModule):
 
 
 class EpochOfMinibatches(Dataset):
-    """A one-item dataset: ``(feature batches, label batches)``, freshly shuffled at every access."""
+    """A one-item dataset: ``(feature batches, label batches)``, freshly shuffled at every access.
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int) -> None:
+    Under DDP (``world_size`` > 1) every process draws the same permutation (they share the seed) and
+    keeps every ``world_size``-th minibatch from its ``rank`` on, cut to an equal count per process so
+    that their gradient averages stay in step: an optimizer step then averages ``world_size``
+    minibatches, and up to ``world_size - 1`` minibatches (the last, shortest ones) sit out an epoch.
+    """
+
+    def __init__(
+        self,
+        features: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.features, self.labels, self.batch_size = features, labels, batch_size
+        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         return 1
@@ -147,7 +161,14 @@ class EpochOfMinibatches(Dataset):
         # seed gives the same batch order as the plain per-minibatch DataLoader would
         seed = int(torch.empty((), dtype=torch.int64).random_().item())
         order = torch.randperm(len(self.labels), generator=torch.Generator().manual_seed(seed))
-        return self.features[order].split(self.batch_size), self.labels[order].split(self.batch_size)
+        features, labels = (
+            self.features[order].split(self.batch_size),
+            self.labels[order].split(self.batch_size),
+        )
+        if self.world_size == 1:
+            return features, labels
+        shared = len(labels) // self.world_size * self.world_size
+        return features[self.rank : shared : self.world_size], labels[self.rank : shared : self.world_size]
 
 
 def _tensor_dataset(features: np.ndarray, labels: np.ndarray) -> TensorDataset:

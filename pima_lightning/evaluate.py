@@ -27,11 +27,17 @@ log = logging.getLogger(__name__)
 def test_and_picture(
     trainer: L.Trainer, model: PimaClassifier, datamodule: PimaDataModule, output_dir: Path, title: str
 ) -> tuple[dict[str, float], dict[str, Figure]]:
-    """Run the test loop on ``datamodule``'s test rows; save their pictures as PNGs in ``output_dir``."""
+    """Run the test loop on ``datamodule``'s test rows; save their pictures as PNGs in ``output_dir``.
+
+    Every process of a distributed run must call this (the test loop is collective); only the first
+    draws and saves the pictures, and the others get no figures.
+    """
     trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {
         name: value.item() for name, value in trainer.callback_metrics.items() if name.startswith("test/")
     }
+    if not trainer.is_global_zero:
+        return metrics, {}
     features, labels = datamodule.test_set.tensors
     figures = diagnostic_figures(labels.numpy(), model.predict_proba(features), title)
     save_figures(figures, output_dir)

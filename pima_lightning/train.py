@@ -82,6 +82,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
             OmegaConf.to_container(cfg, resolve=True), metrics=test_metrics, step=trainer.global_step
         )
     logger.finalize("success")  # flush and close the event files before metrics.json marks the run finished
+    if not trainer.is_global_zero:  # under DDP the first process alone writes the results
+        return results
 
     wall_time = time.perf_counter() - started
     write_json(

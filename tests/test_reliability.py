@@ -9,6 +9,7 @@ import time
 import pytest
 import torch
 
+from pima_lightning.data import EpochOfMinibatches, PimaDataModule
 from pima_lightning.train import train
 
 QUIET = ["trainer.enable_progress_bar=false"]
@@ -98,3 +99,40 @@ def test_a_killed_run_leaves_no_results_and_resumes_to_the_uninterrupted_metrics
 
     resumed = train(make_config(*epochs, f"ckpt_path={checkpoint}", f"output_dir={tmp_path / 'resumed'}"))
     assert resumed == uninterrupted
+
+
+def test_ddp_shards_each_epochs_minibatches_between_processes(pima_csv):
+    datamodule = PimaDataModule(path=str(pima_csv))
+    datamodule.setup()
+    features, labels = datamodule.train_set.tensors
+    shards = []
+    for rank in (0, 1):
+        torch.manual_seed(5)  # every process shares the seed, so draws the same permutation
+        shards.append(EpochOfMinibatches(features, labels, 10, rank, 2)[0][0])
+    torch.manual_seed(5)
+    whole = EpochOfMinibatches(features, labels, 10)[0][0]
+    assert [len(shard) for shard in shards] == [26, 26]
+    assert all(torch.equal(a, b) for a, b in zip(shards[0], whole[0::2], strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(shards[1], whole[1::2], strict=True))
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_writes_one_set_of_results(train_cli, make_config, tmp_path):
+    run_dir = tmp_path / "ddp"
+    result = train_cli(*QUIET, "trainer=ddp_cpu", "trainer.max_epochs=20", run_dir=run_dir)
+    assert result.returncode == 0, result.stderr
+    assert "Starting with 2 processes" in result.stdout + result.stderr
+    assert (run_dir / "train_ddp_process_1.log").is_file()  # the second process really ran
+    events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert len({path.name.split(".")[-2] for path in events}) == 1  # one writing process (pid in the name)
+    assert list(run_dir.glob("**/metrics.json")) == [run_dir / "metrics.json"]
+    distributed = json.loads((run_dir / "metrics.json").read_text())
+    single = train(make_config(*QUIET, "trainer.max_epochs=20", f"output_dir={tmp_path / 'single'}"))
+    assert abs(distributed["test/acc"] - single["test/acc"]) < 0.05
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="trainer=ddp needs at least 2 CUDA GPUs")
+def test_ddp_on_gpus(train_cli, tmp_path):
+    result = train_cli(*QUIET, "trainer=ddp", "trainer.max_epochs=3", run_dir=tmp_path / "ddp")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ddp" / "metrics.json").is_file()

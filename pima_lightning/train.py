@@ -114,13 +114,14 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
 
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    """Hydra entry point; returns the test accuracy so that sweepers can optimise it.
+    """Hydra entry point; returns the test accuracy (validation accuracy with ``test=false``) for sweepers.
 
     In a multirun a failing job records its error for the sweep summary and returns NaN, so that
     the other jobs run and the summary is written; the sweep then exits non-zero.
     """
     try:
-        return train(cfg)["test/acc"]
+        metrics = train(cfg)
+        return metrics.get("test/acc", metrics["val/acc"])
     except Exception as err:
         if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
             if (bad_input := InputError.within(err)) is not None:

@@ -53,6 +53,8 @@ def test_hydra_main_returns_the_test_accuracy_for_sweepers(make_config, fast):
     accuracy = main.__wrapped__(cfg)
     assert isinstance(accuracy, float)
     assert accuracy == train(cfg)["test/acc"]
+    untested = make_config(*fast, "trainer.max_epochs=1", "test=false", "data.val_size=0.2")
+    assert main.__wrapped__(untested) == train(untested)["val/acc"]
 
 
 def test_cli_run_writes_tensorboard_checkpoint_config_and_metrics(train_cli, fast, tmp_path):

@@ -138,13 +138,18 @@ def test_ddp_on_gpus(train_cli, tmp_path):
     assert (tmp_path / "ddp" / "metrics.json").is_file()
 
 
-def test_two_runs_started_together_get_their_own_dirs(tmp_path):
-    command = [sys.executable, "-m", "pima_lightning.train", "trainer.max_epochs=1", *QUIET]
+@pytest.mark.parametrize(
+    ("mode", "folder", "result"),
+    [([], "runs", "metrics.json"), (["-m", "seed=0"], "multirun", "0/metrics.json")],
+    ids=["run", "multirun"],
+)
+def test_two_runs_started_together_get_their_own_dirs(tmp_path, mode, folder, result):
+    command = [sys.executable, "-m", "pima_lightning.train", *mode, "trainer.max_epochs=1", *QUIET]
     processes = [
         subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(2)
     ]
     assert [process.wait(timeout=300) for process in processes] == [0, 0]
-    runs = list((tmp_path / "outputs" / "runs").iterdir())
-    assert len(runs) == 2
-    assert all((run / "metrics.json").is_file() for run in runs)
+    dirs = list((tmp_path / "outputs" / folder).iterdir())
+    assert len(dirs) == 2
+    assert all((path / result).is_file() for path in dirs)

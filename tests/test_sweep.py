@@ -1,7 +1,5 @@
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from PIL import Image
@@ -82,18 +80,6 @@ def test_a_failing_job_is_marked_and_the_others_are_kept(cli, tmp_path, pima_csv
     assert failed["status"] == "failed"
     assert failed["error"] == f"InputError: {bad}, line 1: the label (column 9) is '3', expected 0 or 1"
     assert not (sweep_dir / "1" / "metrics.json").exists()
-
-
-def test_two_sweeps_started_together_get_their_own_dirs(tmp_path):
-    command = [sys.executable, "-m", "pima_lightning.train", "-m", "seed=0", *FAST]
-    processes = [
-        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for _ in range(2)
-    ]
-    assert [process.wait(timeout=300) for process in processes] == [0, 0]
-    sweeps = list((tmp_path / "outputs" / "multirun").iterdir())
-    assert len(sweeps) == 2
-    assert all((sweep / "0" / "metrics.json").is_file() for sweep in sweeps)
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes_with_one_torch_thread_each(cli, tmp_path):

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json, write_text
 from pima_lightning.errors import InputError
+from pima_lightning.plots import save_figures
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,7 @@ def summarize(sweep_dir: Path) -> tuple[list[dict], list[dict]]:
     write_text(sweep_dir / "groups.csv", _csv(groups))
     write_json(sweep_dir / "groups.json", {"groups": groups})
     write_text(sweep_dir / "groups.txt", format_groups(groups) + "\n")
-    partial = sweep_dir / ".accuracy.png.partial"
-    accuracy_chart(groups).savefig(partial, format="png", dpi=100)
-    partial.replace(sweep_dir / "accuracy.png")
+    save_figures({"accuracy": accuracy_chart(groups)}, sweep_dir)
     return rows, groups
 
 

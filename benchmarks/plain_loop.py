@@ -14,7 +14,26 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from pima_lightning.model import MLP
+
+def network() -> nn.Sequential:
+    """The notebook's 12-6-1 network, initialised as Keras initialises it; one logit per row."""
+    hidden_1, hidden_2, output = nn.Linear(8, 12), nn.Linear(12, 6), nn.Linear(6, 1)
+    nn.init.xavier_uniform_(hidden_1.weight)
+    nn.init.xavier_uniform_(hidden_2.weight)
+    nn.init.uniform_(output.weight, -0.05, 0.05)
+    for layer in (hidden_1, hidden_2, output):
+        nn.init.zeros_(layer.bias)
+    dropout = 0.2
+    return nn.Sequential(
+        hidden_1,
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        hidden_2,
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        output,
+        nn.Flatten(0),
+    )
 
 
 def load(path: str):
@@ -22,37 +41,37 @@ def load(path: str):
     x_train, x_test, y_train, y_test = train_test_split(
         dataset[:, :8], dataset[:, 8], test_size=0.33, random_state=7
     )
-    mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
-    tensors = [torch.as_tensor(a, dtype=torch.float32) for a in (x_train, y_train, x_test, y_test)]
-    return (*tensors, mean, scale)
+    mean, scale = x_train.mean(axis=0), x_train.std(axis=0)  # standardised with training-row statistics
+    x_train, x_test = (x_train - mean) / scale, (x_test - mean) / scale
+    return [torch.as_tensor(a, dtype=torch.float32) for a in (x_train, y_train, x_test, y_test)]
 
 
-def fit(x_train, y_train, x_val, y_val, mean, scale, epochs: int = 150, batch_size: int = 10, seed: int = 7):
+def fit(x_train, y_train, x_val, y_val, epochs: int = 150, batch_size: int = 10, seed: int = 7):
     """Train and return (network, seconds spent fitting)."""
     torch.manual_seed(seed)
-    network = MLP(feature_mean=mean, feature_scale=scale)
-    optimizer = torch.optim.SGD(network.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    model = network()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     loss_fn = nn.BCEWithLogitsLoss()
     started = time.perf_counter()
     for _ in range(epochs):
-        network.train()
+        model.train()
         for rows in torch.randperm(len(y_train)).split(batch_size):
             optimizer.zero_grad()
-            loss = loss_fn(network(x_train[rows]), y_train[rows])
+            loss = loss_fn(model(x_train[rows]), y_train[rows])
             loss.backward()
             optimizer.step()
-        network.eval()
+        model.eval()
         with torch.no_grad():
-            logits = network(x_val)
+            logits = model(x_val)
             val_loss = loss_fn(logits, y_val)
             val_acc = ((logits > 0).float() == y_val).float().mean()
     del val_loss, val_acc
-    return network, time.perf_counter() - started
+    return model, time.perf_counter() - started
 
 
 if __name__ == "__main__":
-    x_train, y_train, x_test, y_test, mean, scale = load(sys.argv[1])
-    network, seconds = fit(x_train, y_train, x_test, y_test, mean, scale)
+    x_train, y_train, x_test, y_test = load(sys.argv[1])
+    model, seconds = fit(x_train, y_train, x_test, y_test)
     with torch.no_grad():
-        accuracy = ((network.eval()(x_test) > 0).float() == y_test).float().mean().item()
+        accuracy = ((model.eval()(x_test) > 0).float() == y_test).float().mean().item()
     print(f"plain loop: test accuracy {accuracy:.4f}, fit {seconds:.2f} s")

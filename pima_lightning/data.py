@@ -1,14 +1,16 @@
 """``PimaDataModule``: the Pima CSV, split 67/33 exactly as the notebook's ``train_test_split``."""
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import lightning as L
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler, TensorDataset
 
 from pima_lightning.csvfile import read_pima_csv
 from pima_lightning.download import ensure_dataset
@@ -29,7 +31,8 @@ class PimaDataModule(L.LightningDataModule):
     out and evaluates on the training rows, as the notebook's ``fit(X, Y)`` then ``evaluate(X, Y)``.
     The held-out part is also the validation data unless ``val_size`` carves a validation part
     out of the training rows. Features stay raw here; ``feature_mean`` and ``feature_scale``
-    (training rows only) are for the model, which standardises its inputs.
+    (training rows only) are for the model, which standardises its inputs. ``replicas`` is the
+    number of models trained side by side: each gets its own shuffled order of the training rows.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class PimaDataModule(L.LightningDataModule):
         val_size: float = 0.0,
         standardize: bool = True,
         batch_size: int = 10,
+        replicas: int = 1,
     ) -> None:
         super().__init__()
         if split not in SPLITS:
@@ -53,6 +57,8 @@ class PimaDataModule(L.LightningDataModule):
         _check_fraction("data.val_size", val_size, low_inclusive=True)
         if batch_size < 1:
             raise InputError(f"data.batch_size={batch_size}: expected a whole number >= 1")
+        if replicas < 1:
+            raise InputError(f"data.replicas={replicas}: expected a whole number >= 1")
         self.save_hyperparameters(logger=False)
         self.csv_path = Path(path or Path(data_dir) / DATASET_FILENAME).expanduser()
         self.train_set: TensorDataset | None = None
@@ -115,28 +121,56 @@ class PimaDataModule(L.LightningDataModule):
                 )
 
     def train_dataloader(self) -> DataLoader:
-        """One item per epoch: the training rows reshuffled and cut into minibatches of ``batch_size``.
+        """One item per epoch: the training rows reshuffled (once per replica) and cut into minibatches.
 
         The model takes a gradient step per minibatch inside one Lightning step (see
         ``PimaClassifier.training_step``), so Lightning's per-step overhead is paid once per epoch.
         """
         rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        epoch = EpochOfMinibatches(*self.train_set.tensors, self.hparams.batch_size, rank, world_size)
+        hp = self.hparams
+        epoch = EpochOfMinibatches(*self.train_set.tensors, hp.batch_size, hp.replicas, rank, world_size)
         return DataLoader(epoch, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         """The validation rows in one batch (evaluation has no per-batch semantics)."""
-        return DataLoader(self.val_set, batch_size=len(self.val_set))
+        return _whole(self.val_set)
 
     def test_dataloader(self) -> DataLoader:
         """The held-out rows in one batch."""
-        return DataLoader(self.test_set, batch_size=len(self.test_set))
+        return _whole(self.test_set)
+
+
+class Epoch(NamedTuple):
+    """One epoch of training rows for ``replicas`` models, in the order they are to be seen.
+
+    ``features`` ``(replicas, rows, n_features)`` and ``labels`` ``(replicas, rows)``: for each replica
+    its minibatches of ``batch_size`` rows, one after the other (the last may be shorter).
+    Two tensors rather than one per minibatch: moving a batch to the device costs per tensor.
+    """
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    batch_size: int
+
+    def minibatches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(features, labels)`` of each minibatch in turn, every replica's at once."""
+        features, labels = (
+            self.features.split(self.batch_size, dim=1),
+            self.labels.split(self.batch_size, dim=1),
+        )
+        return zip(features, labels, strict=True)
+
+    @property
+    def n_minibatches(self) -> int:
+        return math.ceil(self.labels.shape[-1] / self.batch_size)
 
 
 class EpochOfMinibatches(Dataset):
-    """A one-item dataset: ``(feature batches, label batches)``, freshly shuffled at every access.
+    """A one-item dataset: an ``Epoch``, freshly shuffled at every access.
 
-    Under DDP (``world_size`` > 1) every process draws the same permutation (they share the seed) and
+    Each replica draws its own permutation of the rows.
+
+    Under DDP (``world_size`` > 1) every process draws the same permutations (they share the seed) and
     keeps every ``world_size``-th minibatch from its ``rank`` on, cut to an equal count per process so
     that their gradient averages stay in step: an optimizer step then averages ``world_size``
     minibatches, and up to ``world_size - 1`` minibatches (the last, shortest ones) sit out an epoch.
@@ -147,28 +181,36 @@ class EpochOfMinibatches(Dataset):
         features: torch.Tensor,
         labels: torch.Tensor,
         batch_size: int,
+        replicas: int = 1,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        self.features, self.labels, self.batch_size = features, labels, batch_size
+        self.features, self.labels, self.batch_size, self.replicas = features, labels, batch_size, replicas
         self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         return 1
 
-    def __getitem__(self, index: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    def __getitem__(self, index: int) -> Epoch:
+        orders = torch.stack([self._permutation() for _ in range(self.replicas)])
+        if self.world_size > 1:
+            minibatches = orders.split(self.batch_size, dim=1)
+            shared = len(minibatches) // self.world_size * self.world_size
+            orders = torch.cat(minibatches[self.rank : shared : self.world_size], dim=1)
+        return Epoch(self.features[orders], self.labels[orders], self.batch_size)
+
+    def _permutation(self) -> torch.Tensor:
         # the same draws from the global generator as DataLoader(shuffle=True)'s RandomSampler, so a
-        # seed gives the same batch order as the plain per-minibatch DataLoader would
+        # seed gives the first replica the batch order the plain per-minibatch DataLoader would
         seed = int(torch.empty((), dtype=torch.int64).random_().item())
-        order = torch.randperm(len(self.labels), generator=torch.Generator().manual_seed(seed))
-        features, labels = (
-            self.features[order].split(self.batch_size),
-            self.labels[order].split(self.batch_size),
-        )
-        if self.world_size == 1:
-            return features, labels
-        shared = len(labels) // self.world_size * self.world_size
-        return features[self.rank : shared : self.world_size], labels[self.rank : shared : self.world_size]
+        return torch.randperm(len(self.labels), generator=torch.Generator().manual_seed(seed))
+
+
+def _whole(dataset: TensorDataset) -> DataLoader:
+    """All rows as one batch, indexed at once rather than collated row by row."""
+    return DataLoader(
+        dataset, sampler=BatchSampler(SequentialSampler(dataset), len(dataset), False), batch_size=None
+    )
 
 
 def _tensor_dataset(features: np.ndarray, labels: np.ndarray) -> TensorDataset:

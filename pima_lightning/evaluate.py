@@ -2,7 +2,9 @@
 
 Loss and every metric of a trained model on labelled rows (by default the held-out rows of the
 split the model was trained with), printed as a table, written as ``evaluation.json``, and pictured
-as an ROC curve, a precision-recall curve and a confusion matrix.
+as an ROC curve, a precision-recall curve and a confusion matrix. For a checkpoint of
+``model.replicas`` > 1: every replica's metrics, their mean ± std, and the ensemble's (the mean of
+the replicas' probabilities), which the pictures show.
 """
 
 import logging
@@ -33,9 +35,7 @@ def test_and_picture(
     draws and saves the pictures, and the others get no figures.
     """
     trainer.test(model, datamodule=datamodule, verbose=False)
-    metrics = {
-        name: value.item() for name, value in trainer.callback_metrics.items() if name.startswith("test/")
-    }
+    metrics = {name: value for name, value in model.epoch_metrics.items() if name.startswith("test/")}
     if not trainer.is_global_zero:
         return metrics, {}
     features, labels = datamodule.test_set.tensors
@@ -77,18 +77,32 @@ def evaluate(ckpt_path: str, data_path: str | None, output_dir: Path) -> dict:
         "data": str(datamodule.csv_path.resolve()),
         "rows": rows,
         "n_rows": len(datamodule.test_set),
+        "replicas": model.hparams.replicas,
         **{name.removeprefix("test/"): value for name, value in metrics.items()},
     }
+    if model.hparams.replicas > 1:
+        report["per_replica"] = {
+            name.removeprefix("test/"): values
+            for name, values in model.replica_metrics.items()
+            if name.startswith("test/")
+        }
     write_json(output_dir / "evaluation.json", report)
     return report
 
 
 def format_report(report: dict) -> str:
-    """The report as a two-column table under a line naming the checkpoint and the rows."""
+    """The report as a table under a line naming the checkpoint and the rows; for a replicas
+    checkpoint, the replicas' mean ± std and the ensemble's value (predictions use the ensemble)."""
     lines = [f"{report['checkpoint']} on {report['n_rows']} {report['rows']} of {report['data']}"]
-    lines += [
-        f"  {name:<10} {report[name]:.4f}" for name in ("loss", "acc", "auroc", "f1", "precision", "recall")
-    ]
+    replicas = report["replicas"]
+    if replicas > 1:
+        lines.append(f"  {'':<10} {f'{replicas} replicas, mean ± std':>24} {'ensemble':>9}")
+    for name in ("loss", "acc", "auroc", "f1", "precision", "recall"):
+        if replicas == 1:
+            lines.append(f"  {name:<10} {report[name]:.4f}")
+        else:
+            spread = f"{report[name]:.4f} ± {report[f'{name}_std']:.4f}"
+            lines.append(f"  {name:<10} {spread:>24} {report[f'ensemble_{name}']:>9.4f}")
     return "\n".join(lines)
 
 

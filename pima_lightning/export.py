@@ -1,7 +1,8 @@
 """Export a trained model: ``python -m pima_lightning.export ckpt_path=PATH format=onnx|torchscript|pt2``.
 
 The exported graph takes raw feature rows (float32, shape ``(rows, 8)``) and returns the probability of
-diabetes per row (shape ``(rows,)``): the checkpoint's input scaling is inside it.
+diabetes per row (shape ``(rows,)``): the checkpoint's input scaling is inside it, and for a checkpoint
+of ``model.replicas`` > 1 it is the ensemble's probability (the mean of the replicas').
 """
 
 import logging
@@ -15,10 +16,22 @@ from torch import nn
 
 from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.errors import InputError
+from pima_lightning.model import MLP
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2"}
+
+
+class Probability(nn.Module):
+    """The network's probability per row (for a replicas checkpoint, the ensemble's) as a module to export."""
+
+    def __init__(self, network: MLP) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.network.probability(features)
 
 
 def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
@@ -26,7 +39,7 @@ def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
     if fmt not in SUFFIXES:
         raise InputError(f"format={fmt}: expected one of {', '.join(SUFFIXES)}")
     model, _ = load_checkpoint(ckpt_path)
-    scorer = nn.Sequential(model.network, nn.Sigmoid()).eval()
+    scorer = Probability(model.network).eval()
     example = torch.zeros(2, model.network.n_features)  # export specialises sizes 0 and 1
     rows = {0: torch.export.Dim("rows")}
     path = Path(output) if output else Path(ckpt_path).with_suffix(SUFFIXES[fmt])

@@ -6,17 +6,13 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.precision import Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import (
-    BinaryAccuracy,
-    BinaryAUROC,
-    BinaryF1Score,
-    BinaryPrecision,
-    BinaryRecall,
-)
+from torch.nn import functional as F
 
 from pima_lightning.errors import InputError
+from pima_lightning.metrics import StageMetrics
 
 
 class Standardize(nn.Module):
@@ -39,11 +35,35 @@ class Standardize(nn.Module):
         return f"z-score with training-row statistics ({self.mean.numel()} means and scales)"
 
 
+class ReplicatedLinear(nn.Module):
+    """``replicas`` independent dense layers applied at once by one batched matrix product.
+
+    Weight ``(replicas, in, out)`` (Keras's kernel layout, per replica) and bias ``(replicas, 1, out)``;
+    input ``(replicas, rows, in)``, output ``(replicas, rows, out)``: replica k's rows meet replica k's
+    weights only. With one replica it computes what ``nn.Linear`` computes, as fast.
+    """
+
+    def __init__(self, replicas: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(replicas, in_features, out_features))
+        self.bias = nn.Parameter(torch.zeros(replicas, 1, out_features))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, features, self.weight)
+
+    def extra_repr(self) -> str:
+        return (
+            f"replicas={len(self.weight)}, in_features={self.in_features}, out_features={self.out_features}"
+        )
+
+
 class MLP(nn.Sequential):
     """Raw features -> Standardize -> [Linear -> ReLU -> Dropout] per hidden width -> Linear -> logit.
 
     Initialised as Keras initialises the notebook's layers: Glorot-uniform hidden kernels, the
-    output kernel U(-0.05, 0.05) (Keras's 'uniform'), zero biases.
+    output kernel U(-0.05, 0.05) (Keras's 'uniform'), zero biases. ``replicas`` independently
+    initialised copies train side by side (``ReplicatedLinear``); dropout draws a mask per copy.
     """
 
     def __init__(
@@ -53,40 +73,53 @@ class MLP(nn.Sequential):
         dropout: float = 0.2,
         feature_mean=None,
         feature_scale=None,
+        replicas: int = 1,
     ) -> None:
         layers: list[nn.Module] = [Standardize(n_features, feature_mean, feature_scale)]
         width = n_features
         for units in hidden:
-            layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [ReplicatedLinear(replicas, width, units), nn.ReLU(), nn.Dropout(dropout)]
             width = units
-        layers.append(nn.Linear(width, 1))
+        layers.append(ReplicatedLinear(replicas, width, 1))
         super().__init__(*layers)
-        self.n_features = n_features
+        self.n_features, self.replicas = n_features, replicas
         self.reset_parameters()
 
-    def linear_layers(self) -> list[nn.Linear]:
+    def linear_layers(self) -> list[ReplicatedLinear]:
         """The dense layers, input side first."""
-        return [layer for layer in self if isinstance(layer, nn.Linear)]
+        return [layer for layer in self if isinstance(layer, ReplicatedLinear)]
 
-    def get_weights(self) -> list[np.ndarray]:
-        """Keras's ``get_weights()``: kernel ``(inputs, units)`` then bias, per dense layer, as numpy."""
+    def get_weights(self, replica: int = 0) -> list[np.ndarray]:
+        """Keras's ``get_weights()`` of one replica: kernel ``(inputs, units)`` then bias, per dense layer."""
         arrays = []
         for layer in self.linear_layers():
-            arrays += [layer.weight.detach().cpu().numpy().T, layer.bias.detach().cpu().numpy()]
+            arrays += [
+                layer.weight[replica].detach().cpu().numpy(),
+                layer.bias[replica, 0].detach().cpu().numpy(),
+            ]
         return arrays
 
     def reset_parameters(self) -> None:
-        """Keras initialisation (see the class docstring)."""
+        """Keras initialisation (see the class docstring), replica by replica."""
         *hidden, output = self.linear_layers()
         for layer in hidden:
-            nn.init.xavier_uniform_(layer.weight)
+            for weight in layer.weight:
+                nn.init.xavier_uniform_(weight)  # the fans of one replica's (in, out) matrix
         nn.init.uniform_(output.weight, -0.05, 0.05)
         for layer in (*hidden, output):
             nn.init.zeros_(layer.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits, one per row: shape ``(n,)``."""
+        """Logits ``(replicas, rows)`` for ``features`` of shape ``(rows, n_features)`` (the same rows
+        for every replica) or ``(replicas, rows, n_features)`` (each replica's own rows)."""
+        if features.dim() == 2:
+            features = features.expand(self.replicas, -1, -1)
         return super().forward(features).squeeze(-1)
+
+    def probability(self, features: torch.Tensor) -> torch.Tensor:
+        """P(class 1) per row, shape ``(rows,)``: the mean over replicas of each replica's sigmoid
+        (the ensemble's probability; with one replica, the model's)."""
+        return self(features).sigmoid().mean(0)
 
 
 def _check_buildable(group: str, config: dict, build) -> None:
@@ -99,21 +132,12 @@ def _check_buildable(group: str, config: dict, build) -> None:
         raise InputError(f"{group} ({settings}): {err}") from None
 
 
-def _metrics(prefix: str) -> MetricCollection:
-    return MetricCollection(
-        {
-            "acc": BinaryAccuracy(),  # threshold 0.5, as Keras's accuracy
-            "auroc": BinaryAUROC(),
-            "f1": BinaryF1Score(),
-            "precision": BinaryPrecision(),
-            "recall": BinaryRecall(),
-        },
-        prefix=prefix,
-    )
-
-
 class PimaClassifier(L.LightningModule):
     """Trains ``MLP`` with binary cross-entropy, an optional L1 penalty and a configured optimizer.
+
+    With ``replicas`` > 1 it trains that many independent copies at once; every metric is then
+    reported as the replicas' mean (``val/acc``) and standard deviation (``val/acc_std``), the
+    ensemble's as ``val/ensemble_acc``, and each replica's values are kept in ``replica_metrics``.
 
     ``optimizer`` and ``scheduler`` are Hydra configs (``_partial_: true``) kept as plain dicts, so
     a checkpoint alone rebuilds the model: ``PimaClassifier.load_from_checkpoint(path)``.
@@ -127,6 +151,7 @@ class PimaClassifier(L.LightningModule):
         hidden: Sequence[int] = (12, 6),
         dropout: float = 0.2,
         l1: float = 0.0,
+        replicas: int = 1,
         feature_mean=None,
         feature_scale=None,
     ) -> None:
@@ -135,6 +160,8 @@ class PimaClassifier(L.LightningModule):
             raise InputError(f"model.dropout={dropout}: expected a probability in [0, 1)")
         if l1 < 0:
             raise InputError(f"model.l1={l1}: expected a penalty >= 0")
+        if replicas < 1:
+            raise InputError(f"model.replicas={replicas}: expected a whole number >= 1")
         _check_buildable("optimizer", optimizer, lambda build: build([nn.Parameter(torch.zeros(1))]))
         if scheduler:
             probe = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
@@ -142,103 +169,151 @@ class PimaClassifier(L.LightningModule):
         # the feature statistics are restored from the state dict, not from hyperparameters
         self.save_hyperparameters(ignore=["feature_mean", "feature_scale"], logger=False)
         self.automatic_optimization = False  # training_step steps through a whole epoch itself
-        self.network = MLP(n_features, hidden, dropout, feature_mean, feature_scale)
-        self.loss_fn = nn.BCEWithLogitsLoss()
-        # one set per stage: Lightning resets each at the end of its own epoch
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
-        self.train_metrics, self.val_metrics, self.test_metrics = (
-            _metrics("train/"),
-            _metrics("val/"),
-            _metrics("test/"),
-        )
+        self.network = MLP(n_features, hidden, dropout, feature_mean, feature_scale, replicas)
+        # one set per stage, computed and reset at the end of each of its epochs; an ensemble of
+        # training rows means nothing (each replica sees its own order, with dropout)
+        self.train_metrics = StageMetrics(replicas, ensemble=False)
+        self.val_metrics = StageMetrics(replicas, ensemble=replicas > 1)
+        self.test_metrics = StageMetrics(replicas, ensemble=replicas > 1)
+        self.epoch_metrics: dict[str, float] = {}  # each stage's latest epoch: "val/acc" -> value
+        self.replica_metrics: dict[str, list[float]] = {}  # "test/acc" -> one value per replica
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits for raw feature rows."""
+        """Logits ``(replicas, rows)`` for raw feature rows."""
         return self.network(features)
 
     @torch.no_grad()
     def predict_proba(self, features) -> np.ndarray:
-        """P(class 1) for raw feature rows (array or tensor); puts the model in eval mode (dropout off)."""
+        """P(class 1) for raw feature rows (array or tensor), the ensemble's when there are replicas;
+        puts the model in eval mode (dropout off)."""
         self.eval()
-        logits = self(torch.as_tensor(features, dtype=torch.float32, device=self.device))
-        return logits.sigmoid().cpu().numpy()
+        features = torch.as_tensor(features, dtype=torch.float32, device=self.device)
+        return self.network.probability(features).cpu().numpy()
 
     def l1_penalty(self) -> torch.Tensor:
-        """``l1 * sum(|w|)`` over the weight matrices (biases excluded, as Keras's kernel_regularizer)."""
-        return self.hparams.l1 * sum(layer.weight.abs().sum() for layer in self.network.linear_layers())
+        """``l1 * sum(|w|)`` over each replica's weight matrices (biases excluded, as Keras's
+        kernel_regularizer): shape ``(replicas,)``."""
+        return self.hparams.l1 * sum(layer.weight.abs().sum((1, 2)) for layer in self.network.linear_layers())
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Binary cross-entropy of logits; in training mode plus the L1 penalty (what is minimised)."""
-        loss = self.loss_fn(logits, labels)
+        """Each replica's binary cross-entropy, shape ``(replicas,)``; in training mode plus its L1
+        penalty (what is minimised). ``labels``: ``(rows,)`` or ``(replicas, rows)``."""
+        loss = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none").mean(-1)
         if self.training and self.hparams.l1:
             loss = loss + self.l1_penalty()
         return loss
 
-    @staticmethod
-    def _accumulate(mean_loss: MeanMetric, metrics: MetricCollection, loss, logits, labels) -> None:
-        """Add rows to the stage's epoch metrics, which ``_log_epoch`` logs once per epoch."""
-        mean_loss.update(loss.detach(), weight=len(labels))
-        # probabilities, not logits: torchmetrics reads logits that all lie in [0, 1] as probabilities
-        metrics.update(logits.detach().sigmoid(), labels.long())
+    def stage_metrics(self, stage: str) -> StageMetrics:
+        """The metrics of ``stage``: train, val or test."""
+        return getattr(self, f"{stage}_metrics")
 
-    def _evaluate(self, batch, mean_loss: MeanMetric, metrics: MetricCollection) -> None:
+    def _evaluate(self, stage: str, batch) -> None:
         features, labels = batch
         logits = self(features)
-        self._accumulate(mean_loss, metrics, self.loss(logits, labels), logits, labels)
+        self.stage_metrics(stage).update(logits, labels, self.loss(logits, labels))
 
-    def _log_epoch(self, stage: str, mean_loss: MeanMetric, metrics: MetricCollection) -> None:
-        # metric objects logged once per epoch (Lightning computes and resets them): a per-step
-        # self.log would cost more than the whole step of this 193-parameter model
-        # test metrics go to the logger once, together with the hyperparameters (see train.py)
-        to_logger = stage != "test"
-        self.log(f"{stage}/loss", mean_loss, logger=to_logger)
-        self.log_dict(metrics, logger=to_logger)
+    def _log_epoch(self, stage: str) -> None:
+        """Compute the stage's epoch metrics into ``epoch_metrics``: per metric the replicas' mean, and
+        with replicas their standard deviation (``_std``) and the ensemble's value (``ensemble_``);
+        each replica's values into ``replica_metrics``. Training and validation values go to the
+        logger, one point per epoch; test values are logged once, with the hyperparameters (train.py).
+
+        Loss and accuracy also go through ``self.log`` (progress bar, and callbacks that monitor
+        them); the rest skips it: ``self.log`` costs about half a millisecond per value here, which
+        for 6-24 values per stage would cost more than an epoch of training.
+        """
+        metrics = self.stage_metrics(stage)
+        per_replica, ensemble = metrics.compute()
+        metrics.reset()
+        values = {}
+        for name, replica_values in per_replica.items():
+            values[f"{stage}/{name}"] = replica_values.mean().item()
+            if self.hparams.replicas > 1:
+                values[f"{stage}/{name}_std"] = replica_values.std().item()
+            self.replica_metrics[f"{stage}/{name}"] = replica_values.tolist()
+        values |= {f"{stage}/ensemble_{name}": value.item() for name, value in ensemble.items()}
+        self.epoch_metrics = {
+            name: value for name, value in self.epoch_metrics.items() if not name.startswith(f"{stage}/")
+        } | values
+        if stage != "test" and self.logger is not None:
+            self.logger.log_metrics(values, step=self.current_epoch)
+        self.log_dict(
+            {name: values[f"{stage}/{name}"] for name in ("loss", "acc")},
+            logger=False,
+            prog_bar=stage == "val",
+        )
 
     def training_step(self, batch, batch_idx: int) -> None:
-        """A whole epoch: one optimizer step per minibatch of ``batch`` (see ``EpochOfMinibatches``).
+        """A whole epoch: one optimizer step per minibatch of ``batch``, an ``Epoch``.
 
-        Lightning's hooks, loop bookkeeping and logging cost more per step than the step itself on this
-        193-parameter model; stepping through the epoch's minibatches here pays them once per epoch.
-        The arithmetic is that of one Lightning step per minibatch.
+        Lightning's per-step hooks and bookkeeping cost more than a step of this 193-parameter model;
+        stepping through the epoch's minibatches here pays them once per epoch. The arithmetic is that
+        of one Lightning step per minibatch. The replicas' losses are summed: they share no parameters,
+        so each replica's gradient is that of its own loss.
         """
-        optimizer = self.optimizers()
+        optimizer, direct = self.optimizers(), self._steps_directly()
+        if direct:
+            optimizer = optimizer.optimizer  # the torch optimizer itself
         epoch_logits, epoch_loss = [], 0.0
-        for features, labels in zip(*batch, strict=True):
+        for features, labels in batch.minibatches():
             logits = self(features)
             loss = self.loss(logits, labels)
             optimizer.zero_grad()
-            self.manual_backward(loss)
+            if direct:
+                loss.sum().backward()
+            else:
+                self.manual_backward(loss.sum())
             optimizer.step()
             epoch_logits.append(logits.detach())
-            epoch_loss = epoch_loss + loss.detach() * len(labels)
-        labels = torch.cat(batch[1])
-        if not torch.isfinite(epoch_loss):
+            epoch_loss = epoch_loss + loss.detach() * labels.shape[-1]
+        if direct:
+            # count the steps as LightningOptimizer.step counts them: trainer.global_step, max_steps
+            # and checkpointing read this counter
+            progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+            progress.increment_by(batch.n_minibatches)
+        labels = batch.labels
+        epoch_loss = epoch_loss / labels.shape[-1]
+        if not torch.isfinite(epoch_loss).all():
+            replica = int((~torch.isfinite(epoch_loss)).nonzero()[0])
+            which = f" of replica {replica}" if self.hparams.replicas > 1 else ""
             raise InputError(
-                f"training diverged: the training loss became {epoch_loss.item()} in epoch "
+                f"training diverged: the training loss{which} became {epoch_loss[replica].item()} in epoch "
                 f"{self.current_epoch}; lower optimizer.lr, or standardise the features "
                 "(data.standardize=true)"
             )
         # one metric update per epoch: per-minibatch updates would cost as much as the minibatches
-        self._accumulate(
-            self.train_loss, self.train_metrics, epoch_loss / len(labels), torch.cat(epoch_logits), labels
+        self.train_metrics.update(torch.cat(epoch_logits, dim=-1), labels, epoch_loss)
+
+    def _steps_directly(self) -> bool:
+        """Whether minibatch steps call ``loss.backward()`` and the torch optimizer directly.
+
+        On one device at 32-bit precision, Lightning's ``manual_backward`` and ``LightningOptimizer.step``
+        add nothing to them but their hooks (``on_before_backward``, ``on_after_backward``,
+        ``on_before_optimizer_step``), which cost as much as the step itself here; those hooks are
+        not called then. Elsewhere Lightning's calls are needed (DDP prepares its gradient reducer
+        for every backward pass; 16-bit mixed precision scales the loss) and are made.
+        """
+        trainer = self.trainer
+        return (
+            isinstance(trainer.strategy, SingleDeviceStrategy) and type(trainer.precision_plugin) is Precision
         )
 
     def on_train_epoch_end(self) -> None:
         if (scheduler := self.lr_schedulers()) is not None:
             scheduler.step()
-        self._log_epoch("train", self.train_loss, self.train_metrics)
+        self._log_epoch("train")
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.val_loss, self.val_metrics)
+        self._evaluate("val", batch)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val", self.val_loss, self.val_metrics)
+        self._log_epoch("val")
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.test_loss, self.test_metrics)
+        self._evaluate("test", batch)
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch("test", self.test_loss, self.test_metrics)
+        self._log_epoch("test")
 
     def configure_optimizers(self):
         optimizer = instantiate(self.hparams.optimizer)(self.parameters())

@@ -14,8 +14,12 @@ from pima_lightning.model import MLP
 
 
 def model_summary(network: MLP) -> str:
-    """A table of each layer's name, output shape and parameter count, then the totals."""
-    features = torch.zeros(1, network.n_features)
+    """A table of each layer's name, output shape and parameter count, then the totals.
+
+    With replicas, output shapes lead with the replica count and parameters count every replica.
+    """
+    replicas = network.replicas
+    features = torch.zeros(replicas, 1, network.n_features)
     rows = [("Layer (type)", "Output Shape", "Param #")]
     was_training = network.training
     network.eval()  # dropout in training mode would draw from, and so shift, the seeded random stream
@@ -23,7 +27,9 @@ def model_summary(network: MLP) -> str:
         for index, layer in enumerate(network):
             features = layer(features)
             kind = type(layer).__name__
-            shape = ", ".join(["None", *map(str, features.shape[1:])])
+            shape = ", ".join(
+                [*([str(replicas)] if replicas > 1 else []), "None", *map(str, features.shape[2:])]
+            )
             rows.append(
                 (f"{index} ({kind})", f"({shape})", f"{sum(p.numel() for p in layer.parameters()):,}")
             )
@@ -44,6 +50,8 @@ def model_summary(network: MLP) -> str:
         f"Non-trainable params: {total - trainable:,}",
         f"Input scaling: {network[0].describe()}",
     ]
+    if replicas > 1:
+        lines.append(f"Replicas: {replicas} independent copies of {total // replicas:,} parameters each")
     return "\n".join(lines)
 
 
@@ -54,7 +62,9 @@ def main(cfg: DictConfig) -> None:
         if cfg.ckpt_path:
             network = load_checkpoint(cfg.ckpt_path)[0].network
         else:
-            network = MLP(hidden=list(cfg.model.hidden), dropout=cfg.model.dropout)
+            network = MLP(
+                hidden=list(cfg.model.hidden), dropout=cfg.model.dropout, replicas=cfg.model.replicas
+            )
     except InputError as err:
         raise SystemExit(f"error: {err}") from None
     print(model_summary(network))

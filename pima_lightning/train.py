@@ -33,6 +33,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     the trainer's own (the tuner passes its pruning callback).
     """
     started = time.perf_counter()
+    if cfg.checkpoint_every < 1:
+        raise InputError(f"checkpoint_every={cfg.checkpoint_every}: expected a whole number of epochs >= 1")
     output_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
@@ -54,10 +56,13 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         default_root_dir=output_dir,
         logger=logger,
         callbacks=[
-            # last.ckpt, rewritten (atomically) after every epoch so an interrupted run can resume;
-            # no monitor: nothing is selected on held-out metrics
+            # last.ckpt, rewritten (atomically) every checkpoint_every epochs so an interrupted run
+            # can resume; no monitor: nothing is selected on held-out metrics
             ModelCheckpoint(
-                dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False
+                dirpath=output_dir / "checkpoints",
+                filename="last",
+                every_n_epochs=cfg.checkpoint_every,
+                enable_version_counter=False,
             ),
             LearningRateMonitor(logging_interval="epoch"),
             RandomStateCheckpoint(),
@@ -66,50 +71,75 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     )
     fit_started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    if trainer.current_epoch % cfg.checkpoint_every:  # evaluate, predict and export read the final weights
+        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
     fit_time = time.perf_counter() - fit_started
-    results = {
-        name: value.item() for name, value in trainer.callback_metrics.items() if name.startswith("val/")
-    }
+    results = {name: value for name, value in model.epoch_metrics.items() if name.startswith("val/")}
     if cfg.test:
         test_metrics, figures = test_and_picture(
             trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} held-out rows"
         )
         results |= test_metrics
         for name, figure in figures.items():
-            logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.global_step)
+            logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.current_epoch)
         # the config and the test metrics side by side in TensorBoard's HParams tab
         logger.log_hyperparams(
-            OmegaConf.to_container(cfg, resolve=True), metrics=test_metrics, step=trainer.global_step
+            OmegaConf.to_container(cfg, resolve=True), metrics=test_metrics, step=trainer.current_epoch
         )
     logger.finalize("success")  # flush and close the event files before metrics.json marks the run finished
     if not trainer.is_global_zero:  # under DDP the first process alone writes the results
         return results
 
     wall_time = time.perf_counter() - started
-    write_json(
-        output_dir / "metrics.json",
-        {
-            **results,
-            "seed": cfg.seed,
-            "epochs": trainer.current_epoch,
-            "wall_time_s": wall_time,
-            "fit_time_s": fit_time,
-            "torch_threads": torch.get_num_threads(),
-        },
-    )
-    stage, rows = ("test", len(datamodule.test_set)) if cfg.test else ("val", len(datamodule.val_set))
+    stage = "test" if cfg.test else "val"
+    replicas = model.hparams.replicas
+    record = {
+        **results,
+        "seed": cfg.seed,
+        "epochs": trainer.current_epoch,
+        "replicas": replicas,
+        "wall_time_s": wall_time,
+        "fit_time_s": fit_time,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if replicas > 1:  # each replica's held-out metrics, replica 0 first
+        record["per_replica"] = {
+            name: values for name, values in model.replica_metrics.items() if name.startswith(f"{stage}/")
+        }
+    write_json(output_dir / "metrics.json", record)
+    rows = len(datamodule.test_set) if cfg.test else len(datamodule.val_set)
+    summary, table = held_out_report(record, stage)
     log.info(
-        "%s (%d rows): accuracy %.4f, AUROC %.4f, loss %.4f | %d epochs in %.1f s | %s",
+        "%s (%d rows)%s | %d epochs in %.1f s | %s%s",
         "Test" if cfg.test else "Validation",
         rows,
-        results[f"{stage}/acc"],
-        results[f"{stage}/auroc"],
-        results[f"{stage}/loss"],
+        summary,
         trainer.current_epoch,
         wall_time,
         output_dir,
+        table,
     )
     return results
+
+
+def held_out_report(record: dict, stage: str) -> tuple[str, str]:
+    """Accuracy, AUROC and loss as one line, and with replicas (mean ± std and the ensemble's) a
+    table of every replica's on the lines after."""
+    names = {"acc": "accuracy", "auroc": "AUROC", "loss": "loss"}
+    if record["replicas"] == 1:
+        return ": " + ", ".join(
+            f"{label} {record[f'{stage}/{name}']:.4f}" for name, label in names.items()
+        ), ""
+    mean_std = ", ".join(
+        f"{label} {record[f'{stage}/{name}']:.4f} ± {record[f'{stage}/{name}_std']:.4f}"
+        for name, label in names.items()
+    )
+    ensemble = ", ".join(f"{label} {record[f'{stage}/ensemble_{name}']:.4f}" for name, label in names.items())
+    table = ["", "replica  " + "  ".join(f"{label:>8}" for label in names.values())]
+    for replica in range(record["replicas"]):
+        values = [record["per_replica"][f"{stage}/{name}"][replica] for name in names]
+        table.append(f"{replica:>7}  " + "  ".join(f"{value:8.4f}" for value in values))
+    return f", {record['replicas']} replicas: {mean_std} (mean ± std); ensemble: {ensemble}", "\n".join(table)
 
 
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="config", version_base="1.3")

@@ -34,9 +34,9 @@ class PruneOnValidation(L.Callback):
         self.trial, self.monitor = trial, monitor
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+        if trainer.sanity_checking or self.monitor not in pl_module.epoch_metrics:
             return
-        value = trainer.callback_metrics[self.monitor].item()
+        value = pl_module.epoch_metrics[self.monitor]
         self.trial.report(value, step=trainer.current_epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(

@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from sklearn.model_selection import train_test_split
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 # a few epochs and quiet output: enough to exercise the whole pipeline
 FAST = ["trainer.max_epochs=3", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -69,3 +70,15 @@ def notebook_split(pima_csv):
     """The notebook's own ``X_train, X_test, y_train, y_test``, computed as the notebook computes them."""
     dataset = np.loadtxt(pima_csv, delimiter=",")
     return train_test_split(dataset[:, 0:8], dataset[:, 8], test_size=0.33, random_state=7)
+
+
+@pytest.fixture
+def read_scalars():
+    """``read_scalars(run_dir)``: every scalar series in the run's TensorBoard event files, by tag."""
+
+    def read(run_dir: Path) -> dict[str, list[float]]:
+        events = EventAccumulator(str(run_dir / "tensorboard"))
+        events.Reload()
+        return {tag: [event.value for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+    return read

@@ -72,9 +72,8 @@ def test_training_batches_are_reshuffled_every_epoch_from_the_seed(pima_csv):
 
     def one_epoch():
         (epoch,) = list(datamodule.train_dataloader())  # one item per epoch: its minibatches
-        feature_batches, label_batches = epoch
-        assert [len(labels) for labels in label_batches] == [10] * 51 + [4]
-        return torch.cat(feature_batches)
+        assert [len(labels[0]) for _, labels in epoch.minibatches()] == [10] * 51 + [4]
+        return epoch.features[0]
 
     torch.manual_seed(0)
     first, second = one_epoch(), one_epoch()
@@ -92,7 +91,24 @@ def test_batch_order_is_that_of_a_shuffling_dataloader(pima_csv):
     (epoch,) = list(datamodule.train_dataloader())
     torch.manual_seed(3)
     reference = list(torch.utils.data.DataLoader(datamodule.train_set, batch_size=10, shuffle=True))
-    assert all(torch.equal(mine, theirs) for mine, (theirs, _) in zip(epoch[0], reference, strict=True))
+    minibatches = list(epoch.minibatches())
+    assert len(minibatches) == len(reference) == epoch.n_minibatches
+    for (features, labels), (their_features, their_labels) in zip(minibatches, reference, strict=True):
+        assert torch.equal(features[0], their_features) and torch.equal(labels[0], their_labels)
+
+
+def test_each_replica_sees_every_row_once_per_epoch_in_its_own_order(pima_csv):
+    datamodule = setup_module_for(pima_csv, replicas=4)
+    torch.manual_seed(0)
+    (epoch,) = list(datamodule.train_dataloader())
+    features, labels = datamodule.train_set.tensors
+    assert epoch.features.shape == (4, len(labels), 8) and epoch.labels.shape == (4, len(labels))
+    for replica in range(4):  # rows and labels stay paired, and every row comes once
+        order = epoch.features[replica]
+        assert torch.equal(order.sort(dim=0).values, features.sort(dim=0).values)
+        rows = (order[:, None, :] == features[None]).all(-1).float().argmax(1)
+        assert torch.equal(epoch.labels[replica], labels[rows])
+    assert len({tuple(epoch.features[replica, :, 1].tolist()) for replica in range(4)}) == 4  # 4 orders
 
 
 def test_a_class_too_rare_to_split_is_reported(tmp_path):

@@ -10,12 +10,14 @@ from pima_lightning.export import export
 from pima_lightning.train import train
 
 
-@pytest.fixture(scope="module")
-def checkpoint_and_rows(tmp_path_factory, notebook_split):
-    """A short training run's checkpoint and its raw held-out rows."""
+@pytest.fixture(scope="module", params=[1, 3], ids=["one model", "3 replicas"])
+def checkpoint_and_rows(request, tmp_path_factory, notebook_split):
+    """A short training run's checkpoint and its raw held-out rows; with replicas, the export scores
+    with their ensemble, as ``predict_proba`` does."""
     run_dir = tmp_path_factory.mktemp("run")
     with initialize_config_module("pima_lightning.conf", version_base="1.3"):
         cfg = compose("config", overrides=[f"output_dir={run_dir}", "trainer.max_epochs=3",
+                                           f"model.replicas={request.param}",
                                            "trainer.enable_progress_bar=false"])  # fmt: skip
     train(cfg)
     return run_dir / "checkpoints" / "last.ckpt", notebook_split[1].astype(np.float32)

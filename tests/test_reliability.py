@@ -108,9 +108,11 @@ def test_ddp_shards_each_epochs_minibatches_between_processes(pima_csv):
     shards = []
     for rank in (0, 1):
         torch.manual_seed(5)  # every process shares the seed, so draws the same permutation
-        shards.append(EpochOfMinibatches(features, labels, 10, rank, 2)[0][0])
+        shards.append(
+            [rows for rows, _ in EpochOfMinibatches(features, labels, 10, 1, rank, 2)[0].minibatches()]
+        )
     torch.manual_seed(5)
-    whole = EpochOfMinibatches(features, labels, 10)[0][0]
+    whole = [rows for rows, _ in EpochOfMinibatches(features, labels, 10)[0].minibatches()]
     assert [len(shard) for shard in shards] == [26, 26]
     assert all(torch.equal(a, b) for a, b in zip(shards[0], whole[0::2], strict=True))
     assert all(torch.equal(a, b) for a, b in zip(shards[1], whole[1::2], strict=True))

@@ -11,13 +11,6 @@ from pima_lightning.train import main, train
 METRIC_NAMES = ("loss", "acc", "auroc", "f1", "precision", "recall")
 
 
-def read_scalars(run_dir) -> dict[str, list[float]]:
-    """Every scalar series in the run's TensorBoard event files."""
-    events = EventAccumulator(str(run_dir / "tensorboard"))
-    events.Reload()
-    return {tag: [event.value for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
-
-
 def test_compose_api_run_trains_tests_and_writes_results(make_config, fast, tmp_path, pima_csv):
     metrics = train(make_config(*fast))
 
@@ -57,7 +50,7 @@ def test_hydra_main_returns_the_test_accuracy_for_sweepers(make_config, fast):
     assert main.__wrapped__(untested) == train(untested)["val/acc"]
 
 
-def test_cli_run_writes_tensorboard_checkpoint_config_and_metrics(train_cli, fast, tmp_path):
+def test_cli_run_writes_tensorboard_checkpoint_config_and_metrics(train_cli, fast, tmp_path, read_scalars):
     result = train_cli(*fast)
     assert result.returncode == 0, result.stderr
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()  # Hydra's run dir, under the working directory
@@ -80,7 +73,7 @@ def test_cli_run_writes_tensorboard_checkpoint_config_and_metrics(train_cli, fas
     assert f"accuracy {metrics['test/acc']:.4f}" in result.stdout + result.stderr
 
 
-def test_cli_adam_really_trains_with_adam_at_the_configured_lr(train_cli, fast, tmp_path):
+def test_cli_adam_really_trains_with_adam_at_the_configured_lr(train_cli, fast, tmp_path, read_scalars):
     run_dir = tmp_path / "adam"
     result = train_cli(*fast, "optimizer=adam", "optimizer.lr=0.002", run_dir=run_dir)
     assert result.returncode == 0, result.stderr

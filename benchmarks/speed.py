@@ -2,10 +2,11 @@
 
     python benchmarks/speed.py [--repeats 3]
 
-Alternates the two, ``--repeats`` times each, and prints the median times and their ratios:
+Alternates them, ``--repeats`` times each, and prints the median times and their ratios:
 - fit: the 150-epoch fit alone (``fit_time_s`` in metrics.json against benchmarks/plain_loop.py's loop);
 - process: the whole ``python -m pima_lightning.train`` process against ``python benchmarks/plain_loop.py``,
-  imports, data loading, test and (for pima_lightning) logs, checkpoints and pictures included.
+  imports, data loading, test and (for pima_lightning) logs, checkpoints and pictures included;
+- replicas: the fit of ``model.replicas=32`` (32 models at once) against the default run's (one model).
 Both use the same thread settings; run it on an otherwise idle machine.
 """
 
@@ -37,6 +38,19 @@ def timed(command: list[str]) -> tuple[float, str]:
     return time.perf_counter() - started, result.stdout
 
 
+def train(*overrides: str) -> tuple[float, float]:
+    """``python -m pima_lightning.train`` without a progress bar: (process seconds, fit seconds)."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        command = [
+            "-m",
+            "pima_lightning.train",
+            "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={run_dir}",
+        ]
+        seconds, _ = timed([sys.executable, *command, *overrides])
+        return seconds, json.loads((Path(run_dir) / "metrics.json").read_text())["fit_time_s"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each (default 3)")
@@ -47,22 +61,13 @@ def main() -> None:
         "plain fit": [],
         "lightning process": [],
         "plain process": [],
+        "32 replicas fit": [],
     }
     for repeat in range(args.repeats):
-        with tempfile.TemporaryDirectory() as run_dir:
-            seconds, _ = timed(
-                [
-                    sys.executable,
-                    "-m",
-                    "pima_lightning.train",
-                    "trainer.enable_progress_bar=false",
-                    f"hydra.run.dir={run_dir}",
-                ]
-            )
-            times["lightning process"].append(seconds)
-            times["lightning fit"].append(
-                json.loads((Path(run_dir) / "metrics.json").read_text())["fit_time_s"]
-            )
+        seconds, fit_seconds = train()
+        times["lightning process"].append(seconds)
+        times["lightning fit"].append(fit_seconds)
+        times["32 replicas fit"].append(train("model.replicas=32")[1])
         seconds, output = timed([sys.executable, str(HERE / "plain_loop.py"), str(csv_path)])
         times["plain process"].append(seconds)
         times["plain fit"].append(float(output.split("fit ")[1].split(" s")[0]))
@@ -77,6 +82,8 @@ def main() -> None:
     for kind, target in (("fit", 1.3), ("process", 1.6)):
         ratio = medians[f"lightning {kind}"] / medians[f"plain {kind}"]
         print(f"{kind} ratio lightning / plain = {ratio:.2f} (target <= {target})")
+    ratio = medians["32 replicas fit"] / medians["lightning fit"]
+    print(f"fit ratio 32 replicas / 1 = {ratio:.2f} (target <= 1.5)")
 
 
 if __name__ == "__main__":

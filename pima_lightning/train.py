@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json
-from pima_lightning.callbacks import RandomStateCheckpoint
+from pima_lightning.callbacks import ProgressBar, RandomStateCheckpoint
 from pima_lightning.errors import InputError
 from pima_lightning.evaluate import test_and_picture
 from pima_lightning.model import PimaClassifier
@@ -66,13 +66,14 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
             ),
             LearningRateMonitor(logging_interval="epoch"),
             RandomStateCheckpoint(),
+            *([ProgressBar()] if cfg.trainer.enable_progress_bar else []),
             *callbacks,
         ],
     )
     fit_started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     if trainer.current_epoch % cfg.checkpoint_every:  # evaluate, predict and export read the final weights
-        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
+        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
     fit_time = time.perf_counter() - fit_started
     results = {name: value for name, value in model.epoch_metrics.items() if name.startswith("val/")}
     if cfg.test:

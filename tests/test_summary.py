@@ -45,7 +45,7 @@ def test_get_weights_has_keras_shapes_and_values():
         expected = (hidden @ kernel_3 + bias_3)[:, 0]
         with torch.no_grad():
             np.testing.assert_allclose(
-                network.eval()(torch.from_numpy(rows))[replica].numpy(), expected, rtol=1e-5
+                network.eval()(torch.from_numpy(rows))[replica].numpy(), expected, atol=1e-6
             )
 
 

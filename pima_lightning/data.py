@@ -58,7 +58,10 @@ class PimaDataModule(L.LightningDataModule):
         if batch_size < 1:
             raise InputError(f"data.batch_size={batch_size}: expected a whole number >= 1")
         if replicas < 1:
-            raise InputError(f"data.replicas={replicas}: expected a whole number >= 1")
+            raise InputError(
+                f"data.replicas={replicas}: expected a whole number >= 1 "
+                "(the config sets it to model.replicas)"
+            )
         self.save_hyperparameters(logger=False)
         self.csv_path = Path(path or Path(data_dir) / DATASET_FILENAME).expanduser()
         self.train_set: TensorDataset | None = None

@@ -11,8 +11,6 @@ from torch.nn import functional as F
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-SCORES = ("acc", "auroc", "f1", "precision", "recall")
-
 
 def classification_scores(probabilities: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """Accuracy, AUROC, F1, precision and recall of each row of ``(replicas, rows)`` probabilities

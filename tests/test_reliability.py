@@ -28,8 +28,13 @@ QUIET = ["trainer.enable_progress_bar=false"]
         (["data.test_size=1.2"], "error: data.test_size=1.2: expected a fraction in (0, 1)"),
         (["data.batch_size=0"], "error: data.batch_size=0: expected a whole number >= 1"),
         (["data.split=shuffle"], "error: data.split=shuffle: expected one of random, last, none"),
+        (
+            ["model.replicas=0"],
+            "error: data.replicas=0: expected a whole number >= 1 (the config sets it to model.replicas)",
+        ),
+        (["checkpoint_every=0"], "error: checkpoint_every=0: expected a whole number of epochs >= 1"),
     ],
-    ids=["negative-lr", "adam-beta", "dropout", "test-size", "batch-size", "split"],
+    ids=["negative-lr", "adam-beta", "dropout", "test-size", "batch-size", "split", "replicas", "ckpt-every"],
 )
 def test_config_mistakes_fail_before_training_with_one_line(train_cli, tmp_path, overrides, expected):
     run_dir = tmp_path / "run"

@@ -82,16 +82,19 @@ def test_a_failing_job_is_marked_and_the_others_are_kept(cli, tmp_path, pima_csv
     assert not (sweep_dir / "1" / "metrics.json").exists()
 
 
-def test_joblib_launcher_runs_jobs_in_parallel_processes_with_one_torch_thread_each(cli, tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    sweep_dir = tmp_path / "sweep"
-    result = cli(
-        "train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", *FAST,
-        f"hydra.sweep.dir={sweep_dir}",
-    )  # fmt: skip
+def finished_two_seed_sweep(cli, sweep_dir, *launcher: str) -> list[dict]:
+    """Run seeds 0 and 1 under ``launcher`` overrides; check both finished; return jobs.json's jobs."""
+    result = cli("train", "-m", *launcher, "seed=0,1", *FAST, f"hydra.sweep.dir={sweep_dir}")
     assert result.returncode == 0, result.stderr
     jobs = json.loads((sweep_dir / "jobs.json").read_text())["jobs"]
     assert [job["status"] for job in jobs] == ["finished", "finished"]
+    return jobs
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes_with_one_torch_thread_each(cli, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep_dir = tmp_path / "sweep"
+    jobs = finished_two_seed_sweep(cli, sweep_dir, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     threads = {
         json.loads((sweep_dir / job["job"] / "metrics.json").read_text())["torch_threads"] for job in jobs
     }
@@ -102,13 +105,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes_with_one_torch_thread_e
 def test_submitit_local_launcher_runs_the_same_code_path(cli, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep_dir = tmp_path / "sweep"
-    result = cli(
-        "train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "seed=0,1", *FAST,
-        f"hydra.sweep.dir={sweep_dir}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    jobs = json.loads((sweep_dir / "jobs.json").read_text())["jobs"]
-    assert [job["status"] for job in jobs] == ["finished", "finished"]
+    finished_two_seed_sweep(cli, sweep_dir, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10")
     assert list(sweep_dir.glob(".submitit/*/*_log.out"))  # submitit really ran the jobs
 
 

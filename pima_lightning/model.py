@@ -1,6 +1,7 @@
 """The notebook's network (``MLP``) and the LightningModule that trains it (``PimaClassifier``)."""
 
 from collections.abc import Sequence
+from itertools import islice
 
 import lightning as L
 import numpy as np
@@ -112,9 +113,20 @@ class MLP(nn.Sequential):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits ``(replicas, rows)`` for ``features`` of shape ``(rows, n_features)`` (the same rows
         for every replica) or ``(replicas, rows, n_features)`` (each replica's own rows)."""
+        return self.logits_of_standardized(self.standardize(features))
+
+    def standardize(self, features: torch.Tensor) -> torch.Tensor:
+        """The first layer alone: features scaled as the rest of the network expects them."""
+        return self[0](features)
+
+    def logits_of_standardized(self, features: torch.Tensor) -> torch.Tensor:
+        """``forward`` after the first layer, for features already passed through ``standardize``
+        (training scales an epoch's rows once rather than minibatch by minibatch)."""
         if features.dim() == 2:
             features = features.expand(self.replicas, -1, -1)
-        return super().forward(features).squeeze(-1)
+        for layer in islice(self, 1, None):
+            features = layer(features)
+        return features.squeeze(-1)
 
     def probability(self, features: torch.Tensor) -> torch.Tensor:
         """P(class 1) per row, shape ``(rows,)``: the mean over replicas of each replica's sigmoid
@@ -196,12 +208,21 @@ class PimaClassifier(L.LightningModule):
         return self.hparams.l1 * sum(layer.weight.abs().sum((1, 2)) for layer in self.network.linear_layers())
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Each replica's binary cross-entropy, shape ``(replicas,)``; in training mode plus its L1
-        penalty (what is minimised). ``labels``: ``(rows,)`` or ``(replicas, rows)``."""
-        loss = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none").mean(-1)
-        if self.training and self.hparams.l1:
-            loss = loss + self.l1_penalty()
-        return loss
+        """Each replica's mean binary cross-entropy over the rows, shape ``(replicas,)``.
+        ``labels``: ``(rows,)`` or ``(replicas, rows)``."""
+        return F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none").mean(-1)
+
+    def objective(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """What a training step minimises, a scalar: the sum over replicas of each replica's mean
+        binary cross-entropy and its L1 penalty. A sum rather than a mean: no parameter belongs to two
+        replicas, so each replica's gradient is then that of its own loss, as in a run of its own."""
+        rows = labels.shape[-1]
+        objective = (
+            F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="sum") / rows
+        )
+        if self.hparams.l1:
+            objective = objective + self.l1_penalty().sum()
+        return objective
 
     def stage_metrics(self, stage: str) -> StageMetrics:
         """The metrics of ``stage``: train, val or test."""
@@ -251,31 +272,34 @@ class PimaClassifier(L.LightningModule):
 
         Lightning's per-step hooks and bookkeeping cost more than a step of this 193-parameter model;
         stepping through the epoch's minibatches here pays them once per epoch. The arithmetic is that
-        of one Lightning step per minibatch. The replicas' losses are summed: they share no parameters,
-        so each replica's gradient is that of its own loss.
+        of one Lightning step per minibatch, minimising ``objective``.
         """
         optimizer, direct = self.optimizers(), self._steps_directly()
         if direct:
             optimizer = optimizer.optimizer  # the torch optimizer itself
-        epoch_logits, epoch_loss = [], 0.0
-        for features, labels in batch.minibatches():
-            logits = self(features)
-            loss = self.loss(logits, labels)
+        epoch_logits = []
+        standardized = batch._replace(features=self.network.standardize(batch.features))  # once an epoch
+        for features, labels in standardized.minibatches():
+            logits = self.network.logits_of_standardized(features)
+            objective = self.objective(logits, labels)
             optimizer.zero_grad()
             if direct:
-                loss.sum().backward()
+                objective.backward()
             else:
-                self.manual_backward(loss.sum())
+                self.manual_backward(objective)
             optimizer.step()
             epoch_logits.append(logits.detach())
-            epoch_loss = epoch_loss + loss.detach() * labels.shape[-1]
         if direct:
             # count the steps as LightningOptimizer.step counts them: trainer.global_step, max_steps
             # and checkpointing read this counter
             progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
             progress.increment_by(batch.n_minibatches)
-        labels = batch.labels
-        epoch_loss = epoch_loss / labels.shape[-1]
+        # each replica's training loss: the cross-entropy of the epoch's minibatch outputs (their
+        # row-weighted mean), plus the L1 penalty of its weights at the end of the epoch
+        logits, labels = torch.cat(epoch_logits, dim=-1), batch.labels
+        epoch_loss = self.loss(logits, labels)
+        if self.hparams.l1:
+            epoch_loss = epoch_loss + self.l1_penalty().detach()
         if not torch.isfinite(epoch_loss).all():
             replica = int((~torch.isfinite(epoch_loss)).nonzero()[0])
             which = f" of replica {replica}" if self.hparams.replicas > 1 else ""
@@ -285,7 +309,7 @@ class PimaClassifier(L.LightningModule):
                 "(data.standardize=true)"
             )
         # one metric update per epoch: per-minibatch updates would cost as much as the minibatches
-        self.train_metrics.update(torch.cat(epoch_logits, dim=-1), labels, epoch_loss)
+        self.train_metrics.update(logits, labels, epoch_loss)
 
     def _steps_directly(self) -> bool:
         """Whether minibatch steps call ``loss.backward()`` and the torch optimizer directly.

@@ -129,7 +129,7 @@ def test_a_replicas_gradient_is_that_of_its_own_loss_alone(classifier):
 
     def gradients():
         model.zero_grad()
-        model.loss(model(rows), labels).sum().backward()
+        model.objective(model(rows), labels).backward()
         return [layer.weight.grad.clone() for layer in model.network.linear_layers()]
 
     before = gradients()
@@ -179,11 +179,17 @@ def test_l1_penalty_sums_absolute_weights_only(classifier):
     weights = sum(layer.weight.abs().sum() for layer in model.network.linear_layers())
     torch.testing.assert_close(model.l1_penalty(), 0.01 * weights.reshape(1))
     logits, labels = torch.randn(1, 10), torch.ones(10)
-    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits[0], labels).reshape(1)
-    model.train()
-    torch.testing.assert_close(model.loss(logits, labels), plain + 0.01 * weights)
-    model.eval()  # validation and test losses here are the cross-entropy alone
-    torch.testing.assert_close(model.loss(logits, labels), plain)
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits[0], labels)
+    torch.testing.assert_close(model.objective(logits, labels), plain + 0.01 * weights)  # minimised
+    torch.testing.assert_close(model.loss(logits, labels), plain.reshape(1))  # reported: the cross-entropy
+
+
+def test_the_objective_sums_the_replicas_mean_losses(classifier):
+    model = classifier("model.replicas=3")
+    logits, labels = torch.randn(3, 10), (torch.rand(3, 10) > 0.5).float()
+    losses = model.loss(logits, labels)
+    assert losses.shape == (3,)
+    torch.testing.assert_close(model.objective(logits, labels), losses.sum())
 
 
 def test_weight_decay_reaches_the_optimizer(classifier):

@@ -12,7 +12,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json
@@ -22,6 +21,7 @@ from pima_lightning.evaluate import test_and_picture
 from pima_lightning.model import PimaClassifier
 from pima_lightning.summary import model_summary
 from pima_lightning.sweep import record_failure
+from pima_lightning.tensorboard_logger import SingleEventTensorBoardLogger
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         feature_scale=datamodule.feature_scale,
     )
     log.info("Model:\n%s", model_summary(model.network))
-    logger = TensorBoardLogger(output_dir, name="tensorboard", version="", default_hp_metric=False)
+    logger = SingleEventTensorBoardLogger(output_dir, name="tensorboard", version="", default_hp_metric=False)
     trainer = instantiate(
         cfg.trainer,
         default_root_dir=output_dir,

@@ -6,6 +6,7 @@ score and per replica, which for 32 replicas cost more per epoch than training t
 and the reduction across processes are torchmetrics' (``Metric`` states).
 """
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 from torchmetrics import Metric
@@ -14,38 +15,53 @@ from torchmetrics.utilities import dim_zero_cat
 
 def classification_scores(probabilities: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """Accuracy, AUROC, F1, precision and recall of each row of ``(replicas, rows)`` probabilities
-    against 0/1 ``labels`` of the same shape; each score has shape ``(replicas,)``.
+    against 0/1 ``labels`` of the same shape; each score has shape ``(replicas,)``, on their device.
 
     A row is predicted positive when its probability exceeds 0.5 (Keras's accuracy threshold).
     Precision and F1 are 0 where nothing is predicted positive, recall 0 where nothing is positive
     (torchmetrics' ``zero_division=0``). AUROC is the Mann-Whitney statistic, ties counting half,
     which equals the area under the ROC curve; NaN for a replica whose rows are all of one class.
+    Computed with numpy, whose operations on arrays this small cost a fraction of torch's.
     """
-    positive, predicted = labels.bool(), probabilities > 0.5
-    true_pos = (predicted & positive).sum(-1).double()
-    false_pos = (predicted & ~positive).sum(-1).double()
-    false_neg = (~predicted & positive).sum(-1).double()
-    rows = labels.shape[-1]
-    ordered = probabilities.sort(-1).values
-    # each probability's rank among its replica's rows, tied probabilities sharing their mean rank
-    below = torch.searchsorted(ordered, probabilities, right=False)
-    at_or_below = torch.searchsorted(ordered, probabilities, right=True)
-    ranks = (below + at_or_below + 1).double() / 2
-    n_pos = positive.sum(-1).double()
-    n_neg = rows - n_pos
-    auroc = ((ranks * positive).sum(-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-    scores = {
+    scores = probabilities.detach().float().cpu().numpy()
+    positive = labels.detach().cpu().numpy() > 0.5
+    predicted = scores > 0.5
+    rows = positive.shape[-1]
+    n_pos = positive.sum(-1)
+    true_pos, predicted_pos = (predicted & positive).sum(-1), predicted.sum(-1)
+    false_pos, false_neg = predicted_pos - true_pos, n_pos - true_pos
+    pairs = n_pos * (rows - n_pos)  # (positive, negative) pairs
+    below = _negatives_below(scores, positive, ties=False) + _negatives_below(scores, positive, ties=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auroc = below / (2.0 * pairs)
+    values = {
         "acc": (rows - false_pos - false_neg) / rows,
         "auroc": auroc,
         "f1": _ratio(2 * true_pos, 2 * true_pos + false_pos + false_neg),
-        "precision": _ratio(true_pos, true_pos + false_pos),
-        "recall": _ratio(true_pos, true_pos + false_neg),
+        "precision": _ratio(true_pos, predicted_pos),
+        "recall": _ratio(true_pos, n_pos),
     }
-    return {name: value.float() for name, value in scores.items()}
+    return {
+        name: torch.as_tensor(value, dtype=torch.float32, device=probabilities.device)
+        for name, value in values.items()
+    }
 
 
-def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
-    return torch.where(denominator > 0, numerator / denominator.clamp(min=1), 0.0)
+def _negatives_below(scores: np.ndarray, positive: np.ndarray, ties: bool) -> np.ndarray:
+    """Per row of ``scores``, the number of (positive, negative) pairs whose negative scores lower, or
+    with ``ties`` lower or equal: one sort of keys that order rows by score and, within a tie, put the
+    negatives first (``ties``) or last, then a count of the negatives before each positive."""
+    # probabilities are >= 0, and non-negative floats order as their bit patterns do
+    keys = scores.view(np.int32).astype(np.int64) << 1 | (positive if ties else ~positive)
+    ordered_positive = (np.sort(keys, axis=-1) & 1).astype(bool) == ties
+    ordered_negative = ~ordered_positive
+    negatives_before = np.cumsum(ordered_negative, axis=-1) - ordered_negative
+    return (negatives_before * ordered_positive).sum(-1)
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator``, 0 where the denominator is 0."""
+    return np.divide(numerator, denominator, out=np.zeros(numerator.shape), where=denominator > 0)
 
 
 class StageMetrics(Metric):

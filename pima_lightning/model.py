@@ -312,7 +312,7 @@ class PimaClassifier(L.LightningModule):
         self.train_metrics.update(logits, labels, epoch_loss)
 
     def _steps_directly(self) -> bool:
-        """Whether minibatch steps call ``loss.backward()`` and the torch optimizer directly.
+        """Whether minibatch steps call ``backward()`` and the torch optimizer directly.
 
         On one device at 32-bit precision, Lightning's ``manual_backward`` and ``LightningOptimizer.step``
         add nothing to them but their hooks (``on_before_backward``, ``on_after_backward``,

@@ -16,7 +16,11 @@ from torch import nn
 
 
 def network() -> nn.Sequential:
-    """The notebook's 12-6-1 network, initialised as Keras initialises it; one logit per row."""
+    """The notebook's 12-6-1 network, initialised as Keras initialises it; one logit per row.
+
+    Written out rather than imported from ``pima_lightning.model``, whose import pulls in Lightning:
+    the baseline process must load what a plain PyTorch script loads, no more.
+    """
     hidden_1, hidden_2, output = nn.Linear(8, 12), nn.Linear(12, 6), nn.Linear(6, 1)
     nn.init.xavier_uniform_(hidden_1.weight)
     nn.init.xavier_uniform_(hidden_2.weight)

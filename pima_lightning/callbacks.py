@@ -2,7 +2,6 @@
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import TQDMProgressBar
 
 
 class RandomStateCheckpoint(L.Callback):
@@ -23,13 +22,3 @@ class RandomStateCheckpoint(L.Callback):
         torch.set_rng_state(state_dict["torch"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
-
-
-class ProgressBar(TQDMProgressBar):
-    """Lightning's progress bar, also showing the last epoch's validation loss and accuracy."""
-
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
-        shown = {name: pl_module.epoch_metrics.get(f"val/{name}") for name in ("loss", "acc")}
-        return super().get_metrics(trainer, pl_module) | {
-            f"val_{name}": f"{value:.3f}" for name, value in shown.items() if value is not None
-        }

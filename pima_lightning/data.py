@@ -3,14 +3,13 @@
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import lightning as L
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
-from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
 from pima_lightning.csvfile import read_pima_csv
 from pima_lightning.download import ensure_dataset
@@ -33,6 +32,7 @@ class PimaDataModule(L.LightningDataModule):
     out of the training rows. Features stay raw here; ``feature_mean`` and ``feature_scale``
     (training rows only) are for the model, which standardises its inputs. ``replicas`` is the
     number of models trained side by side: each gets its own shuffled order of the training rows.
+    Validation and test rows come in file (or split) order, ``eval_batch_size`` at a time.
     """
 
     def __init__(
@@ -48,6 +48,7 @@ class PimaDataModule(L.LightningDataModule):
         val_size: float = 0.0,
         standardize: bool = True,
         batch_size: int = 10,
+        eval_batch_size: int = 128,
         replicas: int = 1,
     ) -> None:
         super().__init__()
@@ -55,8 +56,9 @@ class PimaDataModule(L.LightningDataModule):
             raise InputError(f"data.split={split}: expected one of {', '.join(SPLITS)}")
         _check_fraction("data.test_size", test_size, low_inclusive=False)
         _check_fraction("data.val_size", val_size, low_inclusive=True)
-        if batch_size < 1:
-            raise InputError(f"data.batch_size={batch_size}: expected a whole number >= 1")
+        for name, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if size < 1:
+                raise InputError(f"data.{name}={size}: expected a whole number >= 1")
         if replicas < 1:
             raise InputError(
                 f"data.replicas={replicas}: expected a whole number >= 1 "
@@ -124,96 +126,52 @@ class PimaDataModule(L.LightningDataModule):
                 )
 
     def train_dataloader(self) -> DataLoader:
-        """One item per epoch: the training rows reshuffled (once per replica) and cut into minibatches.
+        """Minibatches of ``batch_size`` training rows, reshuffled every epoch, for every replica at once.
 
-        The model takes a gradient step per minibatch inside one Lightning step (see
-        ``PimaClassifier.training_step``), so Lightning's per-step overhead is paid once per epoch.
+        A plain shuffling ``DataLoader`` whose batch sampler (``ReplicaBatchSampler``) hands each
+        replica its own order of the rows: features ``(replicas, rows, n_features)``, labels
+        ``(replicas, rows)``. Under DDP, Lightning swaps in its distributed sampler as for any loader.
         """
-        rank, world_size = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         hp = self.hparams
-        epoch = EpochOfMinibatches(*self.train_set.tensors, hp.batch_size, hp.replicas, rank, world_size)
-        return DataLoader(epoch, batch_size=None)
+        # Trainer(overfit_batches=N) trains on the same first N minibatches every epoch; Lightning turns
+        # shuffling off for it only through DataLoader.sampler, which a batch sampler leaves unused
+        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
+        order = SequentialSampler(self.train_set) if overfit else RandomSampler(self.train_set)
+        batches = ReplicaBatchSampler(order, hp.batch_size, False, hp.replicas, len(self.train_set))
+        return DataLoader(self.train_set, batch_sampler=batches)
 
     def val_dataloader(self) -> DataLoader:
-        """The validation rows in one batch (evaluation has no per-batch semantics)."""
-        return _whole(self.val_set)
+        """The validation rows in order, ``eval_batch_size`` at a time."""
+        return DataLoader(self.val_set, batch_size=self.hparams.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        """The held-out rows in one batch."""
-        return _whole(self.test_set)
+        """The held-out rows in order, ``eval_batch_size`` at a time."""
+        return DataLoader(self.test_set, batch_size=self.hparams.eval_batch_size)
 
 
-class Epoch(NamedTuple):
-    """One epoch of training rows for ``replicas`` models, in the order they are to be seen.
+class ReplicaBatchSampler(BatchSampler):
+    """A ``BatchSampler`` whose minibatches hold a row index per replica: a tensor ``(replicas, rows)``.
 
-    ``features`` ``(replicas, rows, n_features)`` and ``labels`` ``(replicas, rows)``: for each replica
-    its minibatches of ``batch_size`` rows, one after the other (the last may be shorter).
-    Two tensors rather than one per minibatch: moving a batch to the device costs per tensor.
+    Replica 0 takes ``sampler``'s order, so with one replica and a ``RandomSampler`` the minibatches
+    are exactly those of ``DataLoader(rows, batch_size, shuffle=True)``. Replica k > 0 takes
+    ``order_k[i]`` for each index ``i`` of that order, where ``order_k`` is a permutation of the
+    ``n_rows`` rows drawn afresh every epoch from torch's global generator: each replica's order is
+    then uniformly random and independent of the others'. Under DDP, Lightning injects its
+    ``DistributedSampler`` as ``sampler``; every process draws the same ``order_k``
+    (``seed_everything`` seeds them alike), so each replica still sees every row once an epoch
+    across the processes.
     """
 
-    features: torch.Tensor
-    labels: torch.Tensor
-    batch_size: int
+    def __init__(self, sampler, batch_size: int, drop_last: bool, replicas: int = 1, n_rows: int = 0) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+        self.replicas, self.n_rows = replicas, n_rows
 
-    def minibatches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(features, labels)`` of each minibatch in turn, every replica's at once."""
-        features, labels = (
-            self.features.split(self.batch_size, dim=1),
-            self.labels.split(self.batch_size, dim=1),
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        orders = torch.stack(
+            [torch.arange(self.n_rows), *(torch.randperm(self.n_rows) for _ in range(self.replicas - 1))]
         )
-        return zip(features, labels, strict=True)
-
-    @property
-    def n_minibatches(self) -> int:
-        return math.ceil(self.labels.shape[-1] / self.batch_size)
-
-
-class EpochOfMinibatches(Dataset):
-    """A one-item dataset: an ``Epoch``, freshly shuffled at every access.
-
-    Each replica draws its own permutation of the rows.
-
-    Under DDP (``world_size`` > 1) every process draws the same permutations (they share the seed) and
-    keeps every ``world_size``-th minibatch from its ``rank`` on, cut to an equal count per process so
-    that their gradient averages stay in step: an optimizer step then averages ``world_size``
-    minibatches, and up to ``world_size - 1`` minibatches (the last, shortest ones) sit out an epoch.
-    """
-
-    def __init__(
-        self,
-        features: torch.Tensor,
-        labels: torch.Tensor,
-        batch_size: int,
-        replicas: int = 1,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        self.features, self.labels, self.batch_size, self.replicas = features, labels, batch_size, replicas
-        self.rank, self.world_size = rank, world_size
-
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> Epoch:
-        orders = torch.stack([self._permutation() for _ in range(self.replicas)])
-        if self.world_size > 1:
-            minibatches = orders.split(self.batch_size, dim=1)
-            shared = len(minibatches) // self.world_size * self.world_size
-            orders = torch.cat(minibatches[self.rank : shared : self.world_size], dim=1)
-        return Epoch(self.features[orders], self.labels[orders], self.batch_size)
-
-    def _permutation(self) -> torch.Tensor:
-        # the same draws from the global generator as DataLoader(shuffle=True)'s RandomSampler, so a
-        # seed gives the first replica the batch order the plain per-minibatch DataLoader would
-        seed = int(torch.empty((), dtype=torch.int64).random_().item())
-        return torch.randperm(len(self.labels), generator=torch.Generator().manual_seed(seed))
-
-
-def _whole(dataset: TensorDataset) -> DataLoader:
-    """All rows as one batch, indexed at once rather than collated row by row."""
-    return DataLoader(
-        dataset, sampler=BatchSampler(SequentialSampler(dataset), len(dataset), False), batch_size=None
-    )
+        for batch in super().__iter__():
+            yield orders[:, batch]
 
 
 def _tensor_dataset(features: np.ndarray, labels: np.ndarray) -> TensorDataset:

@@ -27,15 +27,20 @@ log = logging.getLogger(__name__)
 
 
 def test_and_picture(
-    trainer: L.Trainer, model: PimaClassifier, datamodule: PimaDataModule, output_dir: Path, title: str
+    trainer: L.Trainer,
+    model: PimaClassifier,
+    datamodule: PimaDataModule,
+    output_dir: Path,
+    title: str,
+    ckpt_path: str | None = None,
 ) -> tuple[dict[str, float], dict[str, Figure]]:
-    """Run the test loop on ``datamodule``'s test rows; save their pictures as PNGs in ``output_dir``.
+    """Run the test loop on ``datamodule``'s test rows, with the model's weights or those of
+    ``ckpt_path``; save their pictures as PNGs in ``output_dir``.
 
     Every process of a distributed run must call this (the test loop is collective); only the first
     draws and saves the pictures, and the others get no figures.
     """
-    trainer.test(model, datamodule=datamodule, verbose=False)
-    metrics = {name: value for name, value in model.epoch_metrics.items() if name.startswith("test/")}
+    (metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
     if not trainer.is_global_zero:
         return metrics, {}
     features, labels = datamodule.test_set.tensors

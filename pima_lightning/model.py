@@ -1,19 +1,20 @@
 """The notebook's network (``MLP``) and the LightningModule that trains it (``PimaClassifier``)."""
 
+import math
 from collections.abc import Sequence
-from itertools import islice
 
 import lightning as L
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.plugins.precision import Precision
-from lightning.pytorch.strategies import SingleDeviceStrategy
 from torch import nn
 from torch.nn import functional as F
 
 from pima_lightning.errors import InputError
-from pima_lightning.metrics import StageMetrics
+from pima_lightning.metrics import METRIC_NAMES, StageMetrics
+
+PLATEAU_MONITOR = "val/loss"  # what ReduceLROnPlateau (scheduler=plateau) watches
+PROGRESS_BAR = ("val/loss", "val/acc")  # shown beside the progress bar, as Keras prints them
 
 
 class Standardize(nn.Module):
@@ -113,20 +114,9 @@ class MLP(nn.Sequential):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits ``(replicas, rows)`` for ``features`` of shape ``(rows, n_features)`` (the same rows
         for every replica) or ``(replicas, rows, n_features)`` (each replica's own rows)."""
-        return self.logits_of_standardized(self.standardize(features))
-
-    def standardize(self, features: torch.Tensor) -> torch.Tensor:
-        """The first layer alone: features scaled as the rest of the network expects them."""
-        return self[0](features)
-
-    def logits_of_standardized(self, features: torch.Tensor) -> torch.Tensor:
-        """``forward`` after the first layer, for features already passed through ``standardize``
-        (training scales an epoch's rows once rather than minibatch by minibatch)."""
         if features.dim() == 2:
             features = features.expand(self.replicas, -1, -1)
-        for layer in islice(self, 1, None):
-            features = layer(features)
-        return features.squeeze(-1)
+        return super().forward(features).squeeze(-1)
 
     def probability(self, features: torch.Tensor) -> torch.Tensor:
         """P(class 1) per row, shape ``(rows,)``: the mean over replicas of each replica's sigmoid
@@ -180,14 +170,11 @@ class PimaClassifier(L.LightningModule):
             _check_buildable("scheduler", scheduler, lambda build: build(probe))
         # the feature statistics are restored from the state dict, not from hyperparameters
         self.save_hyperparameters(ignore=["feature_mean", "feature_scale"], logger=False)
-        self.automatic_optimization = False  # training_step steps through a whole epoch itself
         self.network = MLP(n_features, hidden, dropout, feature_mean, feature_scale, replicas)
-        # one set per stage, computed and reset at the end of each of its epochs; an ensemble of
-        # training rows means nothing (each replica sees its own order, with dropout)
+        # an ensemble of training rows means nothing: each replica sees its own rows
         self.train_metrics = StageMetrics(replicas, ensemble=False)
         self.val_metrics = StageMetrics(replicas, ensemble=replicas > 1)
         self.test_metrics = StageMetrics(replicas, ensemble=replicas > 1)
-        self.epoch_metrics: dict[str, float] = {}  # each stage's latest epoch: "val/acc" -> value
         self.replica_metrics: dict[str, list[float]] = {}  # "test/acc" -> one value per replica
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -226,127 +213,71 @@ class PimaClassifier(L.LightningModule):
             objective = objective + self.l1_penalty().sum()
         return objective
 
-    def stage_metrics(self, stage: str) -> StageMetrics:
-        """The metrics of ``stage``: train, val or test."""
-        return getattr(self, f"{stage}_metrics")
-
-    def _evaluate(self, stage: str, batch) -> None:
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """One minibatch, every replica's rows: ``(replicas, rows, n_features)`` and ``(replicas, rows)``."""
         features, labels = batch
         logits = self(features)
-        self.stage_metrics(stage).update(logits, labels, self.loss(logits, labels))
+        self.train_metrics.update(logits, labels)
+        return self.objective(logits, labels)
 
-    def _log_epoch(self, stage: str) -> None:
-        """Compute the stage's epoch metrics into ``epoch_metrics``: per metric the replicas' mean, and
-        with replicas their standard deviation (``_std``) and the ensemble's value (``ensemble_``);
-        each replica's values into ``replica_metrics``. Training and validation values go to the
-        logger, one point per epoch; test values are logged once, with the hyperparameters (train.py).
+    def validation_step(self, batch, batch_idx: int) -> None:
+        features, labels = batch
+        self.val_metrics.update(self(features), labels)
 
-        Nothing goes through ``self.log``, which costs about a millisecond per value here (as much
-        as 10 minibatch steps): callbacks read ``epoch_metrics`` (the tuner's pruning callback, the
-        progress bar in callbacks.py), so ``trainer.callback_metrics`` stays empty.
-        """
-        metrics = self.stage_metrics(stage)
-        per_replica, ensemble = metrics.compute()
-        metrics.reset()
-        names = list(per_replica)
-        # (metrics, replicas); torchmetrics hands one replica's values back as scalars
-        table = torch.stack([per_replica[name].reshape(-1) for name in names])
-        values = {f"{stage}/{name}": mean for name, mean in zip(names, table.mean(1).tolist(), strict=True)}
-        if self.hparams.replicas > 1:
-            stds = table.std(1).tolist()
-            values |= {f"{stage}/{name}_std": std for name, std in zip(names, stds, strict=True)}
-        if ensemble:
-            ensemble_values = torch.stack(list(ensemble.values())).tolist()
-            values |= {
-                f"{stage}/ensemble_{name}": v for name, v in zip(ensemble, ensemble_values, strict=True)
-            }
-        self.replica_metrics |= {
-            f"{stage}/{name}": row for name, row in zip(names, table.tolist(), strict=True)
-        }
-        self.epoch_metrics = {
-            name: value for name, value in self.epoch_metrics.items() if not name.startswith(f"{stage}/")
-        } | values
-        if stage != "test" and self.logger is not None:
-            self.logger.log_metrics(values, step=self.current_epoch)
+    def test_step(self, batch, batch_idx: int) -> None:
+        features, labels = batch
+        self.test_metrics.update(self(features), labels)
 
-    def training_step(self, batch, batch_idx: int) -> None:
-        """A whole epoch: one optimizer step per minibatch of ``batch``, an ``Epoch``.
-
-        Lightning's per-step hooks and bookkeeping cost more than a step of this 193-parameter model;
-        stepping through the epoch's minibatches here pays them once per epoch. The arithmetic is that
-        of one Lightning step per minibatch, minimising ``objective``.
-        """
-        optimizer, direct = self.optimizers(), self._steps_directly()
-        if direct:
-            optimizer = optimizer.optimizer  # the torch optimizer itself
-        epoch_logits = []
-        standardized = batch._replace(features=self.network.standardize(batch.features))  # once an epoch
-        for features, labels in standardized.minibatches():
-            logits = self.network.logits_of_standardized(features)
-            objective = self.objective(logits, labels)
-            optimizer.zero_grad()
-            if direct:
-                objective.backward()
-            else:
-                self.manual_backward(objective)
-            optimizer.step()
-            epoch_logits.append(logits.detach())
-        if direct:
-            # count the steps as LightningOptimizer.step counts them: trainer.global_step, max_steps
-            # and checkpointing read this counter
-            progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-            progress.increment_by(batch.n_minibatches)
-        # each replica's training loss: the cross-entropy of the epoch's minibatch outputs (their
-        # row-weighted mean), plus the L1 penalty of its weights at the end of the epoch
-        logits, labels = torch.cat(epoch_logits, dim=-1), batch.labels
-        epoch_loss = self.loss(logits, labels)
-        if self.hparams.l1:
-            epoch_loss = epoch_loss + self.l1_penalty().detach()
-        if not torch.isfinite(epoch_loss).all():
-            replica = int((~torch.isfinite(epoch_loss)).nonzero()[0])
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+        losses = self.replica_metrics["train/loss"]
+        if not all(math.isfinite(loss) for loss in losses):
+            replica = next(k for k, loss in enumerate(losses) if not math.isfinite(loss))
             which = f" of replica {replica}" if self.hparams.replicas > 1 else ""
             raise InputError(
-                f"training diverged: the training loss{which} became {epoch_loss[replica].item()} in epoch "
+                f"training diverged: the training loss{which} became {losses[replica]} in epoch "
                 f"{self.current_epoch}; lower optimizer.lr, or standardise the features "
                 "(data.standardize=true)"
             )
-        # one metric update per epoch: per-minibatch updates would cost as much as the minibatches
-        self.train_metrics.update(logits, labels, epoch_loss)
-
-    def _steps_directly(self) -> bool:
-        """Whether minibatch steps call ``backward()`` and the torch optimizer directly.
-
-        On one device at 32-bit precision, Lightning's ``manual_backward`` and ``LightningOptimizer.step``
-        add nothing to them but their hooks (``on_before_backward``, ``on_after_backward``,
-        ``on_before_optimizer_step``), which cost as much as the step itself here; those hooks are
-        not called then. Elsewhere Lightning's calls are needed (DDP prepares its gradient reducer
-        for every backward pass; 16-bit mixed precision scales the loss) and are made.
-        """
-        trainer = self.trainer
-        return (
-            isinstance(trainer.strategy, SingleDeviceStrategy) and type(trainer.precision_plugin) is Precision
-        )
-
-    def on_train_epoch_end(self) -> None:
-        if (scheduler := self.lr_schedulers()) is not None:
-            scheduler.step()
-        self._log_epoch("train")
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._evaluate("val", batch)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._evaluate("test", batch)
-
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+
+    def _log_epoch(self, stage: str) -> None:
+        """Compute and reset the stage's metrics; log per metric the replicas' mean, and with replicas
+        their standard deviation (``_std``) and the ensemble's value (``ensemble_``); keep each
+        replica's values in ``replica_metrics``. With L1, ``train/loss`` adds the penalty of the
+        weights at the epoch's end to the cross-entropy."""
+        metrics = self.stage_metrics(stage)
+        per_replica, ensemble = metrics.compute()
+        metrics.reset()
+        per_replica = {name: value.reshape(-1) for name, value in per_replica.items()}  # (replicas,)
+        if stage == "train" and self.hparams.l1:
+            per_replica["loss"] = per_replica["loss"] + self.l1_penalty().detach()
+        self.replica_metrics |= {f"{stage}/{name}": per_replica[name].tolist() for name in METRIC_NAMES}
+        values = {f"{stage}/{name}": per_replica[name].mean() for name in METRIC_NAMES}
+        if self.hparams.replicas > 1:
+            values |= {f"{stage}/{name}_std": per_replica[name].std() for name in METRIC_NAMES}
+            values |= {f"{stage}/ensemble_{name}": value for name, value in ensemble.items()}
+        # under DDP every process holds the same values (torchmetrics gathered the rows): averaging
+        # them across processes (sync_dist) changes nothing and tells Lightning they are global
+        shown = {name: values.pop(name) for name in PROGRESS_BAR if name in values}
+        self.log_dict(shown, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log_dict(values, on_step=False, on_epoch=True, sync_dist=True)
+
+    def stage_metrics(self, stage: str) -> StageMetrics:
+        """The metrics of ``stage``: train, val or test."""
+        return getattr(self, f"{stage}_metrics")
 
     def configure_optimizers(self):
         optimizer = instantiate(self.hparams.optimizer)(self.parameters())
         if not self.hparams.scheduler:
             return optimizer
         scheduler = instantiate(self.hparams.scheduler)(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        lr_scheduler = {"scheduler": scheduler, "interval": "epoch"}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            lr_scheduler["monitor"] = PLATEAU_MONITOR
+        return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}

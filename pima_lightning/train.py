@@ -11,17 +11,15 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json
-from pima_lightning.callbacks import ProgressBar, RandomStateCheckpoint
-from pima_lightning.errors import InputError
+from pima_lightning.errors import InputError, user_error
 from pima_lightning.evaluate import test_and_picture
-from pima_lightning.model import PimaClassifier
+from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier
 from pima_lightning.summary import model_summary
 from pima_lightning.sweep import record_failure
-from pima_lightning.tensorboard_logger import SingleEventTensorBoardLogger
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +27,10 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, float]:
     """Fit on the training rows, then (``cfg.test``) test once on the held-out rows; write ``metrics.json``.
 
-    Returns the last epoch's ``val/*`` metrics and the ``test/*`` metrics. ``callbacks`` are added to
-    the trainer's own (the tuner passes its pruning callback).
+    Returns the last validation's ``val/*`` metrics and the ``test/*`` metrics. The trainer gets the
+    callbacks and loggers of ``cfg.callbacks`` and ``cfg.logger``, and ``callbacks`` besides (the
+    tuner passes its pruning callback). With a checkpoint callback that monitors a metric
+    (``callbacks=early_stopping``), the test scores the weights of its best epoch.
     """
     started = time.perf_counter()
     if cfg.checkpoint_every < 1:
@@ -38,76 +38,73 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     output_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data)
-    # read and validate the CSV before anything else, so bad input fails before training starts
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    model = PimaClassifier(
-        **OmegaConf.to_container(cfg.model, resolve=True),
-        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
-        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) or None,
-        feature_mean=datamodule.feature_mean,
-        feature_scale=datamodule.feature_scale,
-    )
+    datamodule, model = datamodule_and_model(cfg)
     log.info("Model:\n%s", model_summary(model.network))
-    logger = SingleEventTensorBoardLogger(output_dir, name="tensorboard", version="", default_hp_metric=False)
+    callbacks = [*instantiate_group(cfg.callbacks), *callbacks]
+    check_validation_rows_are_not_test_rows(cfg, model, callbacks)
     trainer = instantiate(
-        cfg.trainer,
-        default_root_dir=output_dir,
-        logger=logger,
-        callbacks=[
-            # last.ckpt, rewritten (atomically) every checkpoint_every epochs so an interrupted run
-            # can resume; no monitor: nothing is selected on held-out metrics
-            ModelCheckpoint(
-                dirpath=output_dir / "checkpoints",
-                filename="last",
-                every_n_epochs=cfg.checkpoint_every,
-                enable_version_counter=False,
-            ),
-            LearningRateMonitor(logging_interval="epoch"),
-            RandomStateCheckpoint(),
-            *([ProgressBar()] if cfg.trainer.enable_progress_bar else []),
-            *callbacks,
-        ],
+        cfg.trainer, default_root_dir=output_dir, callbacks=callbacks, logger=instantiate_group(cfg.logger)
     )
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(config)
     fit_started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    if trainer.current_epoch % cfg.checkpoint_every:  # evaluate, predict and export read the final weights
-        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
     fit_time = time.perf_counter() - fit_started
-    results = {name: value for name, value in model.epoch_metrics.items() if name.startswith("val/")}
+    # evaluate, predict and export read the final weights from last.ckpt, whatever the callbacks
+    trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    results = {
+        name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("val/")
+    }
+    stage, tested_checkpoint = "val", None
     if cfg.test:
+        stage = "test"
+        selected = next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)
+        tested_checkpoint = selected.best_model_path if selected and selected.best_model_path else None
         test_metrics, figures = test_and_picture(
-            trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} held-out rows"
+            trainer,
+            model,
+            datamodule,
+            output_dir,
+            title=f"{len(datamodule.test_set)} held-out rows",
+            ckpt_path=tested_checkpoint,
         )
         results |= test_metrics
-        for name, figure in figures.items():
-            logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.current_epoch)
-        # the config and the test metrics side by side in TensorBoard's HParams tab
-        logger.log_hyperparams(
-            OmegaConf.to_container(cfg, resolve=True), metrics=test_metrics, step=trainer.current_epoch
-        )
-    logger.finalize("success")  # flush and close the event files before metrics.json marks the run finished
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                for name, figure in figures.items():
+                    logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.global_step)
+                # the HParams tab: the config beside the test metrics
+                logger.log_hyperparams(
+                    config, metrics={f"hp/{name}": value for name, value in test_metrics.items()}
+                )
+    for logger in trainer.loggers:
+        logger.finalize("success")  # flush and close the logs before metrics.json marks the run finished
     if not trainer.is_global_zero:  # under DDP the first process alone writes the results
         return results
 
     wall_time = time.perf_counter() - started
-    stage = "test" if cfg.test else "val"
     replicas = model.hparams.replicas
     record = {
         **results,
         "seed": cfg.seed,
         "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
         "replicas": replicas,
         "wall_time_s": wall_time,
         "fit_time_s": fit_time,
         "torch_threads": torch.get_num_threads(),
     }
+    if tested_checkpoint:  # the best epoch's weights, not the last
+        record["tested_checkpoint"] = tested_checkpoint
     if replicas > 1:  # each replica's held-out metrics, replica 0 first
         record["per_replica"] = {
             name: values for name, values in model.replica_metrics.items() if name.startswith(f"{stage}/")
         }
     write_json(output_dir / "metrics.json", record)
+    if f"{stage}/acc" not in record:  # no validation ran (trainer.limit_val_batches=0, say)
+        log.info("Trained %d epochs in %.1f s | %s", trainer.current_epoch, wall_time, output_dir)
+        return results
     rows = len(datamodule.test_set) if cfg.test else len(datamodule.val_set)
     summary, table = held_out_report(record, stage)
     log.info(
@@ -121,6 +118,49 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         table,
     )
     return results
+
+
+def datamodule_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, PimaClassifier]:
+    """The data module, read and validated (bad input fails here, before training starts), and the
+    model of ``cfg``, with the feature scaling fitted on its training rows."""
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = PimaClassifier(
+        **OmegaConf.to_container(cfg.model, resolve=True),
+        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) or None,
+        feature_mean=datamodule.feature_mean,
+        feature_scale=datamodule.feature_scale,
+    )
+    return datamodule, model
+
+
+def instantiate_group(group: DictConfig | None) -> list:
+    """The objects of a config group of named entries (``callbacks``, ``logger``), in config order;
+    ``+callbacks.NAME._target_=...`` adds one, ``~callbacks.NAME`` removes one."""
+    return [instantiate(entry) for entry in (group or {}).values() if entry]
+
+
+def check_validation_rows_are_not_test_rows(
+    cfg: DictConfig, model: PimaClassifier, callbacks: Sequence[L.Callback]
+) -> None:
+    """Refuse to select or adapt on validation metrics when the validation rows are the test rows
+    (``data.val_size=0``, the notebook's ``validation_data``): that would select on the test set."""
+    monitors = [
+        f"{type(callback).__name__} monitors {callback.monitor}"
+        for callback in callbacks
+        if str(getattr(callback, "monitor", None) or "").startswith("val/")
+    ]
+    scheduler = (model.hparams.scheduler or {}).get("_target_", "")
+    if scheduler.endswith("ReduceLROnPlateau"):
+        monitors.append(f"ReduceLROnPlateau monitors {PLATEAU_MONITOR}")
+    if monitors and cfg.data.val_size == 0:
+        raise InputError(
+            f"{'; '.join(monitors)}, but with data.val_size=0 the validation rows are the held-out test "
+            "rows, so this would select on the test set; set data.val_size (e.g. data.val_size=0.2) to "
+            "validate on rows carved from the training part"
+        )
 
 
 def held_out_report(record: dict, stage: str) -> tuple[str, str]:
@@ -152,11 +192,11 @@ def main(cfg: DictConfig) -> float:
     """
     try:
         metrics = train(cfg)
-        return metrics.get("test/acc", metrics["val/acc"])
+        return metrics.get("test/acc", metrics.get("val/acc", float("nan")))
     except Exception as err:
         if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
-            if (bad_input := InputError.within(err)) is not None:
-                raise SystemExit(f"error: {bad_input}") from None
+            if (message := user_error(err)) is not None:
+                raise SystemExit(f"error: {message}") from None
             raise
         log.exception("Job failed")
         record_failure(Path(cfg.output_dir), err)

@@ -11,11 +11,11 @@ import logging
 from pathlib import Path
 
 import hydra
-import lightning as L
 import optuna
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.atomic import write_json
 from pima_lightning.errors import InputError
@@ -25,23 +25,6 @@ from pima_lightning.train import train
 log = logging.getLogger(__name__)
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-
-class PruneOnValidation(L.Callback):
-    """Report the validation accuracy to Optuna after every epoch; stop the trial if it is hopeless."""
-
-    def __init__(self, trial: optuna.Trial, monitor: str = "val/acc") -> None:
-        self.trial, self.monitor = trial, monitor
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in pl_module.epoch_metrics:
-            return
-        value = pl_module.epoch_metrics[self.monitor]
-        self.trial.report(value, step=trainer.current_epoch)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(
-                f"pruned at epoch {trainer.current_epoch} with {self.monitor}={value:.4f}"
-            )
 
 
 def trial_overrides(trial: optuna.Trial, space: DictConfig) -> list[str]:
@@ -82,7 +65,9 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
                 f"output_dir={trial_dir}",
             ],
         )
-        return train(trial_cfg, callbacks=[PruneOnValidation(trial)])["val/acc"]
+        # Optuna's own Lightning callback: it reads val/acc from trainer.callback_metrics every epoch
+        pruning = PyTorchLightningPruningCallback(trial, monitor="val/acc")
+        return train(trial_cfg, callbacks=[pruning])["val/acc"]
 
     done = sum(trial.state in FINISHED for trial in study.trials)
     if done < tune.n_trials:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pima_lightning.data import DATASET_FILENAME, DATASET_SHA256, PimaDataModule
+from pima_lightning.data import DATASET_FILENAME, DATASET_SHA256, PimaDataModule, ReplicaBatchSampler
 from pima_lightning.errors import InputError
 
 
@@ -71,9 +71,9 @@ def test_training_batches_are_reshuffled_every_epoch_from_the_seed(pima_csv):
     datamodule = setup_module_for(pima_csv)
 
     def one_epoch():
-        (epoch,) = list(datamodule.train_dataloader())  # one item per epoch: its minibatches
-        assert [len(labels[0]) for _, labels in epoch.minibatches()] == [10] * 51 + [4]
-        return epoch.features[0]
+        batches = list(datamodule.train_dataloader())
+        assert [labels.shape for _, labels in batches] == [(1, 10)] * 51 + [(1, 4)]
+        return torch.cat([features[0] for features, _ in batches])
 
     torch.manual_seed(0)
     first, second = one_epoch(), one_epoch()
@@ -84,31 +84,55 @@ def test_training_batches_are_reshuffled_every_epoch_from_the_seed(pima_csv):
     assert torch.equal(first.sort(dim=0).values, datamodule.train_set.tensors[0].sort(dim=0).values)
 
 
-def test_batch_order_is_that_of_a_shuffling_dataloader(pima_csv):
-    """The epoch-at-once loader draws the same permutation as DataLoader(shuffle=True) would."""
+def test_one_replicas_batches_are_those_of_a_shuffling_dataloader(pima_csv):
+    """With one replica the loader serves exactly what ``DataLoader(shuffle=True)`` serves."""
     datamodule = setup_module_for(pima_csv)
     torch.manual_seed(3)
-    (epoch,) = list(datamodule.train_dataloader())
+    ours = list(datamodule.train_dataloader())
     torch.manual_seed(3)
     reference = list(torch.utils.data.DataLoader(datamodule.train_set, batch_size=10, shuffle=True))
-    minibatches = list(epoch.minibatches())
-    assert len(minibatches) == len(reference) == epoch.n_minibatches
-    for (features, labels), (their_features, their_labels) in zip(minibatches, reference, strict=True):
+    assert len(ours) == len(reference) == 52
+    for (features, labels), (their_features, their_labels) in zip(ours, reference, strict=True):
         assert torch.equal(features[0], their_features) and torch.equal(labels[0], their_labels)
+
+
+def epoch_orders(loader, features) -> torch.Tensor:
+    """The training-row numbers an epoch of ``loader`` serves, per replica: ``(replicas, rows)``."""
+    served = torch.cat([batch_features for batch_features, _ in loader], dim=1)
+    return (served[..., None, :] == features).all(-1).float().argmax(-1)
 
 
 def test_each_replica_sees_every_row_once_per_epoch_in_its_own_order(pima_csv):
     datamodule = setup_module_for(pima_csv, replicas=4)
     torch.manual_seed(0)
-    (epoch,) = list(datamodule.train_dataloader())
+    batches = list(datamodule.train_dataloader())
     features, labels = datamodule.train_set.tensors
-    assert epoch.features.shape == (4, len(labels), 8) and epoch.labels.shape == (4, len(labels))
+    assert batches[0][0].shape == (4, 10, 8) and batches[0][1].shape == (4, 10)
+    orders = epoch_orders(batches, features)
+    served_labels = torch.cat([batch_labels for _, batch_labels in batches], dim=1)
     for replica in range(4):  # rows and labels stay paired, and every row comes once
-        order = epoch.features[replica]
-        assert torch.equal(order.sort(dim=0).values, features.sort(dim=0).values)
-        rows = (order[:, None, :] == features[None]).all(-1).float().argmax(1)
-        assert torch.equal(epoch.labels[replica], labels[rows])
-    assert len({tuple(epoch.features[replica, :, 1].tolist()) for replica in range(4)}) == 4  # 4 orders
+        assert sorted(orders[replica].tolist()) == list(range(len(labels)))
+        assert torch.equal(served_labels[replica], labels[orders[replica]])
+    assert len({tuple(order.tolist()) for order in orders}) == 4  # 4 orders
+    torch.manual_seed(0)
+    assert torch.equal(epoch_orders(datamodule.train_dataloader(), features), orders)  # from the seed
+
+
+def test_under_ddp_every_replica_sees_every_row_once_an_epoch_across_the_processes(pima_csv):
+    """Lightning swaps a ``DistributedSampler`` into the batch sampler; the replicas' orders are shared."""
+    datamodule = setup_module_for(pima_csv, replicas=3)
+    features = datamodule.train_set.tensors[0]
+    shards = []
+    for rank in (0, 1):
+        torch.manual_seed(5)  # every process has the same seed
+        sampler = torch.utils.data.DistributedSampler(datamodule.train_set, num_replicas=2, rank=rank, seed=5)
+        batches = ReplicaBatchSampler(sampler, 10, False, replicas=3, n_rows=len(features))
+        loader = torch.utils.data.DataLoader(datamodule.train_set, batch_sampler=batches)
+        assert len(loader) == 26  # half the minibatches each
+        shards.append(epoch_orders(loader, features))
+    for replica in range(3):
+        seen = sorted(shards[0][replica].tolist() + shards[1][replica].tolist())
+        assert seen == list(range(len(features)))  # 514 rows: 257 each, none twice
 
 
 def test_a_class_too_rare_to_split_is_reported(tmp_path):
@@ -132,6 +156,7 @@ def test_a_class_too_rare_to_split_is_reported(tmp_path):
         ({"test_size": 1.5}, r"data.test_size=1.5"),
         ({"val_size": -0.1}, r"data.val_size=-0.1: expected a fraction in \[0, 1\)"),
         ({"batch_size": 0}, r"data.batch_size=0: expected a whole number >= 1"),
+        ({"eval_batch_size": 0}, r"data.eval_batch_size=0: expected a whole number >= 1"),
     ],
 )
 def test_bad_settings_are_rejected_before_reading(kwargs, expected):

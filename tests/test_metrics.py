@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.nn import functional as F
 from torchmetrics.functional.classification import (
     binary_accuracy,
     binary_auroc,
@@ -8,7 +9,7 @@ from torchmetrics.functional.classification import (
     binary_recall,
 )
 
-from pima_lightning.metrics import StageMetrics, classification_scores
+from pima_lightning.metrics import StageMetrics
 
 TORCHMETRICS = {
     "acc": binary_accuracy,
@@ -19,17 +20,25 @@ TORCHMETRICS = {
 }
 
 
-def test_scores_equal_torchmetrics_replica_by_replica_ties_included():
+def test_each_replica_scores_as_torchmetrics_binary_metrics_score_it_alone_ties_included():
     torch.manual_seed(0)
-    probabilities = torch.rand(6, 300)
-    probabilities[:, :40] = 0.5  # on the threshold: not positive
-    probabilities[:, 40:90] = probabilities[:, 40:41]  # ties, which AUROC counts as half
-    probabilities[5] = 0.2  # a replica predicting no positives: precision and F1 are 0
-    labels = (torch.rand(6, 300) > 0.6).long()
-    scores = classification_scores(probabilities, labels)
+    logits = torch.randn(6, 300)
+    logits[:, :40] = 0.0  # probability 0.5, on the threshold: not positive
+    logits[:, 40:90] = logits[:, 40:41]  # ties, which AUROC counts as half
+    logits[5] = -2.0  # a replica predicting no positives: precision and F1 are 0
+    labels = (torch.rand(6, 300) > 0.6).float()
+    metrics = StageMetrics(replicas=6, ensemble=False)
+    for rows in torch.arange(300).split(64):  # an epoch of minibatches
+        metrics.update(logits[:, rows], labels[:, rows])
+    per_replica, ensemble = metrics.compute()
+    assert ensemble == {}
     for name, reference in TORCHMETRICS.items():
-        expected = torch.stack([reference(p, y) for p, y in zip(probabilities, labels, strict=True)])
-        torch.testing.assert_close(scores[name], expected, msg=name)
+        expected = torch.stack(
+            [reference(p, y.long()) for p, y in zip(logits.sigmoid(), labels, strict=True)]
+        )
+        torch.testing.assert_close(per_replica[name], expected, msg=name)
+    expected_loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(1)
+    torch.testing.assert_close(per_replica["loss"], expected_loss)
 
 
 def test_stage_metrics_keep_replicas_apart_and_score_the_ensemble():
@@ -37,22 +46,19 @@ def test_stage_metrics_keep_replicas_apart_and_score_the_ensemble():
     logits, labels = torch.randn(3, 80), (torch.rand(80) > 0.5).float()
     metrics = StageMetrics(replicas=3, ensemble=True)
     for part in (slice(0, 50), slice(50, 80)):  # two batches make one epoch
-        losses = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits[:, part], labels[part].expand(3, -1), reduction="none"
-        ).mean(-1)
-        metrics.update(logits[:, part], labels[part], losses)
+        metrics.update(logits[:, part], labels[part])
     per_replica, ensemble = metrics.compute()
     for replica in range(3):
         probabilities = logits[replica].sigmoid()
         assert per_replica["auroc"][replica] == pytest.approx(
             binary_auroc(probabilities, labels.long()).item()
         )
-        expected_loss = torch.nn.functional.binary_cross_entropy(probabilities, labels)
+        expected_loss = F.binary_cross_entropy(probabilities, labels)
         assert per_replica["loss"][replica] == pytest.approx(expected_loss.item(), rel=1e-5)
     mean_probability = logits.sigmoid().mean(0)
     assert ensemble["acc"] == pytest.approx(binary_accuracy(mean_probability, labels.long()).item())
     assert ensemble["loss"] == pytest.approx(
-        torch.nn.functional.binary_cross_entropy(mean_probability, labels).item(), rel=1e-5
+        F.binary_cross_entropy(mean_probability, labels).item(), rel=1e-5
     )
     metrics.reset()
-    assert not metrics.probabilities and not metrics.rows  # ready for the next epoch
+    assert not metrics.logits and not metrics.labels  # ready for the next epoch

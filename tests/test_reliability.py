@@ -9,7 +9,6 @@ import time
 import pytest
 import torch
 
-from pima_lightning.data import EpochOfMinibatches, PimaDataModule
 from pima_lightning.train import train
 
 QUIET = ["trainer.enable_progress_bar=false"]
@@ -104,23 +103,6 @@ def test_a_killed_run_leaves_no_results_and_resumes_to_the_uninterrupted_metrics
 
     resumed = train(make_config(*epochs, f"ckpt_path={checkpoint}", f"output_dir={tmp_path / 'resumed'}"))
     assert resumed == uninterrupted
-
-
-def test_ddp_shards_each_epochs_minibatches_between_processes(pima_csv):
-    datamodule = PimaDataModule(path=str(pima_csv))
-    datamodule.setup()
-    features, labels = datamodule.train_set.tensors
-    shards = []
-    for rank in (0, 1):
-        torch.manual_seed(5)  # every process shares the seed, so draws the same permutation
-        shards.append(
-            [rows for rows, _ in EpochOfMinibatches(features, labels, 10, 1, rank, 2)[0].minibatches()]
-        )
-    torch.manual_seed(5)
-    whole = [rows for rows, _ in EpochOfMinibatches(features, labels, 10)[0].minibatches()]
-    assert [len(shard) for shard in shards] == [26, 26]
-    assert all(torch.equal(a, b) for a, b in zip(shards[0], whole[0::2], strict=True))
-    assert all(torch.equal(a, b) for a, b in zip(shards[1], whole[1::2], strict=True))
 
 
 @pytest.mark.slow

@@ -3,9 +3,9 @@ import sqlite3
 
 import optuna
 import pytest
+from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.train import train
-from pima_lightning.tune import PruneOnValidation
 
 QUICK = ["trainer.max_epochs=3", "trainer.enable_progress_bar=false"]
 
@@ -41,9 +41,11 @@ def test_tiny_search_selects_on_validation_reports_test_once_and_resumes(cli, tm
     assert set(best["best_params"]) == {"optimizer", "lr", "weight_decay", "batch_size", "dropout"}
 
 
-def test_pruning_callback_stops_a_hopeless_trial(make_config):
+def test_pruning_callback_reads_the_logged_validation_accuracy_and_stops_a_hopeless_trial(make_config):
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.01))
     trial = study.ask()
+    pruning = PyTorchLightningPruningCallback(trial, monitor="val/acc")
     with pytest.raises(optuna.TrialPruned, match="epoch 0"):
-        train(make_config(*QUICK, "data.val_size=0.2", "test=false"), callbacks=[PruneOnValidation(trial)])
-    assert list(study.trials[0].intermediate_values) == [0]
+        train(make_config(*QUICK, "data.val_size=0.2", "test=false"), callbacks=[pruning])
+    (reported,) = study.trials[0].intermediate_values.items()
+    assert reported[0] == 0 and 0.5 < reported[1] < 1  # epoch 0's validation accuracy, as logged

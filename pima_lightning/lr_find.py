@@ -1,0 +1,70 @@
+"""Lightning's learning-rate finder: ``python -m pima_lightning.lr_find [train overrides] [lr_find.*=...]``.
+
+Runs ``Tuner.lr_find`` on the training rows of the train config (optimizer, model and data overrides
+apply), then writes the loss against the learning rate as ``lr_find.png`` and ``lr_find.json`` in
+its run dir and prints the suggested learning rate: the one where the loss fell fastest.
+"""
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.tuner import Tuner
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+
+from pima_lightning.atomic import write_json
+from pima_lightning.errors import user_error
+from pima_lightning.plots import save_figures
+from pima_lightning.train import datamodule_and_model
+
+log = logging.getLogger(__name__)
+
+
+def find_lr(cfg: DictConfig, output_dir: Path) -> dict:
+    """Run the finder; write ``lr_find.png`` and ``lr_find.json`` to ``output_dir``; return the json."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, model = datamodule_and_model(cfg)
+    trainer = instantiate(
+        cfg.trainer, default_root_dir=output_dir, logger=False, callbacks=[], enable_checkpointing=False
+    )
+    # update_attr=False: the learning rate lives in the optimizer config, which the finder sets itself
+    finder = Tuner(trainer).lr_find(model, datamodule=datamodule, update_attr=False, **cfg.lr_find)
+    figure = Figure(figsize=(6, 4.5), layout="constrained")
+    finder.plot(suggest=True, ax=figure.add_subplot())
+    optimizer = cfg.optimizer._target_.rsplit(".", 1)[-1]
+    figure.suptitle(f"learning-rate finder: {optimizer}, {cfg.data.batch_size} rows a step")
+    save_figures({"lr_find": figure}, output_dir)
+    result = {"suggestion": finder.suggestion(), "lr": finder.results["lr"], "loss": finder.results["loss"]}
+    write_json(output_dir / "lr_find.json", result)
+    return result
+
+
+@hydra.main(config_path="pkg://pima_lightning.conf", config_name="lr_find", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns the suggested learning rate (None when the loss never fell steadily)."""
+    output_dir = Path(cfg.output_dir)
+    try:
+        result = find_lr(cfg, output_dir)
+    except Exception as err:
+        if (message := user_error(err)) is not None:
+            raise SystemExit(f"error: {message}") from None
+        raise
+    suggestion = result["suggestion"]
+    if suggestion is None:
+        print(f"No suggestion: the loss never fell steadily; see {output_dir / 'lr_find.png'}")
+    else:
+        print(
+            f"Suggested learning rate {suggestion:.3g} ({len(result['lr'])} steps from "
+            f"{result['lr'][0]:.3g} to {result['lr'][-1]:.3g}); see {output_dir / 'lr_find.png'}\n"
+            f"  python -m pima_lightning.train optimizer={HydraConfig.get().runtime.choices.optimizer} "
+            f"optimizer.lr={suggestion:.3g}"
+        )
+    return suggestion
+
+
+if __name__ == "__main__":
+    main()

@@ -2,11 +2,14 @@
 
     python benchmarks/speed.py [--repeats 3]
 
-Alternates them, ``--repeats`` times each, and prints the median times and their ratios:
-- fit: the 150-epoch fit alone (``fit_time_s`` in metrics.json against benchmarks/plain_loop.py's loop);
+Alternates them, ``--repeats`` times each, and prints the median times and their ratios against the
+targets of issue 11 (idiomatic Lightning: a Lightning step per minibatch):
+- fit: the 150-epoch fit alone (``fit_time_s`` in metrics.json against benchmarks/plain_loop.py's loop),
+  target <= 2.0;
 - process: the whole ``python -m pima_lightning.train`` process against ``python benchmarks/plain_loop.py``,
-  imports, data loading, test and (for pima_lightning) logs, checkpoints and pictures included;
-- replicas: the fit of ``model.replicas=32`` (32 models at once) against the default run's (one model).
+  imports, data loading, test and (for pima_lightning) logs, checkpoints and pictures included, target <= 1.8;
+- replicas: the fit of ``model.replicas=32`` (32 models at once) against the default run's (one model),
+  target <= 1.5.
 Both use the same thread settings; run it on an otherwise idle machine.
 """
 
@@ -79,7 +82,7 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     for name, value in medians.items():
         print(f"{name:<18} median {value:6.2f} s over {args.repeats}")
-    for kind, target in (("fit", 1.3), ("process", 1.6)):
+    for kind, target in (("fit", 2.0), ("process", 1.8)):
         ratio = medians[f"lightning {kind}"] / medians[f"plain {kind}"]
         print(f"{kind} ratio lightning / plain = {ratio:.2f} (target <= {target})")
     ratio = medians["32 replicas fit"] / medians["lightning fit"]

@@ -27,7 +27,6 @@ from torchmetrics.functional.classification import (
 )
 from torchmetrics.utilities import dim_zero_cat
 
-METRIC_NAMES = ("loss", "acc", "auroc", "f1", "precision", "recall")
 SCORES = {
     "acc": (multilabel_accuracy, binary_accuracy),
     "auroc": (multilabel_auroc, binary_auroc),
@@ -39,16 +38,17 @@ SCORES = {
 
 class StageMetrics(Metric):
     """A stage's epoch metrics for ``replicas`` models: each replica's mean binary cross-entropy and
-    accuracy, AUROC, F1, precision and recall at threshold 0.5 (Keras's) and, with ``ensemble=True``,
-    those of the ensemble (the mean of the replicas' probabilities; its loss is the cross-entropy of
-    that mean). The ensemble needs every replica to score the same rows (validation and test rows).
+    ``scores`` (of accuracy, AUROC, F1, precision and recall, at threshold 0.5 as Keras's) and, with
+    ``ensemble=True``, those of the ensemble (the mean of the replicas' probabilities; its loss is the
+    cross-entropy of that mean). The ensemble needs every replica to score the same rows (validation
+    and test rows).
     """
 
     full_state_update = False
 
-    def __init__(self, replicas: int, ensemble: bool) -> None:
+    def __init__(self, replicas: int, ensemble: bool, scores: tuple[str, ...] = tuple(SCORES)) -> None:
         super().__init__()
-        self.replicas, self.ensemble = replicas, ensemble
+        self.replicas, self.ensemble, self.scores = replicas, ensemble, scores
         # rows first, so that joining the processes' states joins rows
         self.add_state("logits", [], dist_reduce_fx="cat")
         self.add_state("labels", [], dist_reduce_fx="cat")
@@ -59,24 +59,23 @@ class StageMetrics(Metric):
         self.logits.append(logits.detach().float().T)
         self.labels.append(labels.expand_as(logits).T)
 
-    def compute(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """``(per replica: name -> (replicas,) tensor, ensemble: name -> scalar tensor, or {})``; as
-        for any ``Metric``, torchmetrics squeezes one replica's values to scalars."""
+    def compute(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
+        """``(per replica: name -> (replicas,) tensor, ensemble: name -> scalar tensor or {}, rows
+        scored)``; as for any ``Metric``, torchmetrics squeezes one replica's values to scalars."""
         # (rows, replicas); after a DDP sync each state is one tensor already
         logits, labels = dim_zero_cat(self.logits), dim_zero_cat(self.labels)
         targets = labels.long()
         probabilities = logits.sigmoid()
         settings = {"num_labels": self.replicas, "average": None, "validate_args": False}
         per_replica = {"loss": F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(0)}
-        per_replica |= {
-            name: score(probabilities, targets, **settings) for name, (score, _) in SCORES.items()
-        }
+        per_replica |= {name: SCORES[name][0](probabilities, targets, **settings) for name in self.scores}
+        rows = len(labels)
         if not self.ensemble:
-            return per_replica, {}
+            return per_replica, {}, rows
         mean_probability, shared_targets = probabilities.mean(1), targets[:, 0]
         ensemble = {"loss": F.binary_cross_entropy(mean_probability, labels[:, 0])}
         ensemble |= {
-            name: score(mean_probability, shared_targets, validate_args=False)
-            for name, (_, score) in SCORES.items()
+            name: SCORES[name][1](mean_probability, shared_targets, validate_args=False)
+            for name in self.scores
         }
-        return per_replica, ensemble
+        return per_replica, ensemble, rows

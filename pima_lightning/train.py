@@ -105,7 +105,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     if f"{stage}/acc" not in record:  # no validation ran (trainer.limit_val_batches=0, say)
         log.info("Trained %d epochs in %.1f s | %s", trainer.current_epoch, wall_time, output_dir)
         return results
-    rows = len(datamodule.test_set) if cfg.test else len(datamodule.val_set)
+    rows = model.scored_rows[stage]  # fewer than the held-out rows with limit_test_batches, say
     summary, table = held_out_report(record, stage)
     log.info(
         "%s (%d rows)%s | %d epochs in %.1f s | %s%s",

@@ -30,8 +30,8 @@ def test_each_replica_scores_as_torchmetrics_binary_metrics_score_it_alone_ties_
     metrics = StageMetrics(replicas=6, ensemble=False)
     for rows in torch.arange(300).split(64):  # an epoch of minibatches
         metrics.update(logits[:, rows], labels[:, rows])
-    per_replica, ensemble = metrics.compute()
-    assert ensemble == {}
+    per_replica, ensemble, rows = metrics.compute()
+    assert ensemble == {} and rows == 300
     for name, reference in TORCHMETRICS.items():
         expected = torch.stack(
             [reference(p, y.long()) for p, y in zip(logits.sigmoid(), labels, strict=True)]
@@ -47,7 +47,8 @@ def test_stage_metrics_keep_replicas_apart_and_score_the_ensemble():
     metrics = StageMetrics(replicas=3, ensemble=True)
     for part in (slice(0, 50), slice(50, 80)):  # two batches make one epoch
         metrics.update(logits[:, part], labels[part])
-    per_replica, ensemble = metrics.compute()
+    per_replica, ensemble, rows = metrics.compute()
+    assert rows == 80
     for replica in range(3):
         probabilities = logits[replica].sigmoid()
         assert per_replica["auroc"][replica] == pytest.approx(
@@ -62,3 +63,12 @@ def test_stage_metrics_keep_replicas_apart_and_score_the_ensemble():
     )
     metrics.reset()
     assert not metrics.logits and not metrics.labels  # ready for the next epoch
+
+
+def test_training_rows_are_scored_on_loss_and_accuracy_only():
+    metrics = StageMetrics(replicas=2, ensemble=False, scores=("acc",))
+    logits, labels = torch.tensor([[2.0, -1.0], [0.5, 0.7]]), torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    metrics.update(logits, labels)
+    per_replica, _, _ = metrics.compute()
+    assert set(per_replica) == {"loss", "acc"}
+    assert per_replica["acc"].tolist() == [0.5, 0.5]

@@ -56,9 +56,9 @@ def test_cli_run_writes_tensorboard_checkpoint_config_and_metrics(train_cli, fas
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()  # Hydra's run dir, under the working directory
 
     scalars = read_scalars(run_dir)
-    for stage in ("train", "val"):
-        for name in METRIC_NAMES:
-            assert len(scalars[f"{stage}/{name}"]) == 3, f"{stage}/{name} is not logged once per epoch"
+    for tag in ("train/loss", "train/acc", *(f"val/{name}" for name in METRIC_NAMES)):
+        assert len(scalars[tag]) == 3, f"{tag} is not logged once per epoch"
+    assert "train/auroc" not in scalars  # training rows: loss and accuracy, as Keras's fit() history
     assert scalars["lr-SGD"] == pytest.approx([0.01] * 3)
     assert scalars["train/loss"][-1] < scalars["train/loss"][0]  # it learns
     metrics = json.loads((run_dir / "metrics.json").read_text())

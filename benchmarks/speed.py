@@ -9,7 +9,10 @@ targets of issue 11 (idiomatic Lightning: a Lightning step per minibatch):
 - process: the whole ``python -m pima_lightning.train`` process against ``python benchmarks/plain_loop.py``,
   imports, data loading, test and (for pima_lightning) logs, checkpoints and pictures included, target <= 1.8;
 - replicas: the fit of ``model.replicas=32`` (32 models at once) against the default run's (one model),
-  target <= 1.5.
+  target <= 1.5;
+- Lightning's floor: benchmarks/lightning_floor.py, the plain loop's work as a bare ``LightningModule`` on
+  ``Trainer(barebones=True)``, against the plain loop: what Lightning's own loop costs before anything
+  this package adds (its callbacks, logger, metrics and validation).
 Both use the same thread settings; run it on an otherwise idle machine.
 """
 
@@ -65,6 +68,7 @@ def main() -> None:
         "lightning process": [],
         "plain process": [],
         "32 replicas fit": [],
+        "bare lightning fit": [],
     }
     for repeat in range(args.repeats):
         seconds, fit_seconds = train()
@@ -74,6 +78,8 @@ def main() -> None:
         seconds, output = timed([sys.executable, str(HERE / "plain_loop.py"), str(csv_path)])
         times["plain process"].append(seconds)
         times["plain fit"].append(float(output.split("fit ")[1].split(" s")[0]))
+        _, output = timed([sys.executable, str(HERE / "lightning_floor.py"), str(csv_path)])
+        times["bare lightning fit"].append(float(output.split("fit ")[1].split(" s")[0]))
         print(
             f"repeat {repeat + 1}: "
             + ", ".join(f"{name} {values[-1]:.2f} s" for name, values in times.items()),
@@ -87,6 +93,10 @@ def main() -> None:
         print(f"{kind} ratio lightning / plain = {ratio:.2f} (target <= {target})")
     ratio = medians["32 replicas fit"] / medians["lightning fit"]
     print(f"fit ratio 32 replicas / 1 = {ratio:.2f} (target <= 1.5)")
+    ratio = medians["bare lightning fit"] / medians["plain fit"]
+    print(f"fit ratio bare lightning / plain = {ratio:.2f} (Lightning's own floor)")
+    ratio = medians["lightning fit"] / medians["bare lightning fit"]
+    print(f"fit ratio lightning / bare lightning = {ratio:.2f} (what this package adds)")
 
 
 if __name__ == "__main__":

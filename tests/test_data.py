@@ -85,15 +85,22 @@ def test_training_batches_are_reshuffled_every_epoch_from_the_seed(pima_csv):
 
 
 def test_one_replicas_batches_are_those_of_a_shuffling_dataloader(pima_csv):
-    """With one replica the loader serves exactly what ``DataLoader(shuffle=True)`` serves."""
+    """With one replica the loader serves exactly what ``DataLoader(shuffle=True)`` serves from a
+    ``TensorDataset``; validation batches too."""
     datamodule = setup_module_for(pima_csv)
     torch.manual_seed(3)
     ours = list(datamodule.train_dataloader())
     torch.manual_seed(3)
-    reference = list(torch.utils.data.DataLoader(datamodule.train_set, batch_size=10, shuffle=True))
+    plain_rows = torch.utils.data.TensorDataset(*datamodule.train_set.tensors)  # fetched row by row
+    reference = list(torch.utils.data.DataLoader(plain_rows, batch_size=10, shuffle=True))
     assert len(ours) == len(reference) == 52
     for (features, labels), (their_features, their_labels) in zip(ours, reference, strict=True):
         assert torch.equal(features[0], their_features) and torch.equal(labels[0], their_labels)
+    plain_val = torch.utils.data.TensorDataset(*datamodule.val_set.tensors)
+    for ours_val, theirs in zip(
+        datamodule.val_dataloader(), torch.utils.data.DataLoader(plain_val, batch_size=128), strict=True
+    ):
+        assert all(torch.equal(mine, their) for mine, their in zip(ours_val, theirs, strict=True))
 
 
 def epoch_orders(loader, features) -> torch.Tensor:

@@ -197,17 +197,12 @@ class PimaClassifier(L.LightningModule):
         kernel_regularizer): shape ``(replicas,)``."""
         return self.hparams.l1 * sum(layer.weight.abs().sum((1, 2)) for layer in self.network.linear_layers())
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Each replica's mean binary cross-entropy over the rows, shape ``(replicas,)``.
-        ``labels``: ``(rows,)`` or ``(replicas, rows)``."""
-        return F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none").mean(-1)
-
     def objective(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """What a training step minimises, a scalar: the sum over replicas of each replica's mean
         binary cross-entropy and its L1 penalty. A sum rather than a mean: no parameter belongs to two
         replicas, so each replica's gradient is then that of its own loss, as in a run of its own."""
-        # the same cross-entropy as ``loss(...).sum()`` in one reduction: the per-replica vector and
-        # its sum cost two more autograd nodes per step, about 0.18 s over the default run's 7,800 steps
+        # the replicas' mean cross-entropies summed in one reduction: a per-replica vector and its sum
+        # cost two more autograd nodes per step, about 0.18 s over the default run's 7,800 steps
         rows = labels.shape[-1]
         objective = (
             F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="sum") / rows

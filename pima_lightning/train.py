@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from pima_lightning.atomic import write_json
 from pima_lightning.errors import InputError, user_error
 from pima_lightning.evaluate import test_and_picture
+from pima_lightning.hparams import compared_hyperparameters, write_hparams_session
 from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier
 from pima_lightning.summary import model_summary
 from pima_lightning.sweep import record_failure
@@ -45,9 +46,9 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     trainer = instantiate(
         cfg.trainer, default_root_dir=output_dir, callbacks=callbacks, logger=instantiate_group(cfg.logger)
     )
-    config = OmegaConf.to_container(cfg, resolve=True)
+    hyperparameters = compared_hyperparameters(cfg)
     for logger in trainer.loggers:
-        logger.log_hyperparams(config)
+        logger.log_hyperparams(hyperparameters)
     fit_started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     fit_time = time.perf_counter() - fit_started
@@ -71,13 +72,10 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         )
         results |= test_metrics
         for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
+            if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
                 for name, figure in figures.items():
                     logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.global_step)
-                # the HParams tab: the config beside the test metrics
-                logger.log_hyperparams(
-                    config, metrics={f"hp/{name}": value for name, value in test_metrics.items()}
-                )
+                write_hparams_session(logger.log_dir, hyperparameters, sorted(test_metrics))
     for logger in trainer.loggers:
         logger.finalize("success")  # flush and close the logs before metrics.json marks the run finished
     if not trainer.is_global_zero:  # under DDP the first process alone writes the results

@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from pima_lightning.data import PimaDataModule
 from pima_lightning.model import PimaClassifier
@@ -64,9 +65,18 @@ def test_cli_run_writes_tensorboard_checkpoint_config_and_metrics(train_cli, fas
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for name in METRIC_NAMES:
         assert scalars[f"test/{name}"] == [pytest.approx(metrics[f"test/{name}"])]
+    assert not any(tag.startswith("hp") for tag in scalars)  # no second copy of the test metrics
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
-    assert events.summary_metadata["_hparams_/session_start_info"].plugin_data.plugin_name == "hparams"
+    session = events.summary_metadata["_hparams_/session_start_info"]
+    assert session.plugin_data.plugin_name == "hparams"
+    compared = HParamsPluginData.FromString(session.plugin_data.content).session_start_info.hparams
+    assert compared["optimizer"].string_value == "SGD" and compared["lr"].number_value == 0.01
+    assert compared["batch_size"].number_value == 10 and compared["seed"].number_value == 7
+    assert not any(name.startswith(("callbacks", "logger", "data/url")) for name in compared)
+    experiment = events.summary_metadata["_hparams_/experiment"].plugin_data.content
+    metric_tags = [info.name.tag for info in HParamsPluginData.FromString(experiment).experiment.metric_infos]
+    assert metric_tags == sorted(f"test/{name}" for name in METRIC_NAMES)  # the series logged above
 
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / ".hydra" / "config.yaml").is_file()

@@ -1,0 +1,39 @@
+"""The hyperparameters a run is compared by, for the loggers and TensorBoard's HParams tab."""
+
+from omegaconf import DictConfig
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+
+def compared_hyperparameters(cfg: DictConfig) -> dict[str, float | int | str | bool]:
+    """The settings runs differ by, flat (the full config is in ``<run>/.hydra/config.yaml``)."""
+    scheduler = cfg.scheduler or {}
+    return {
+        "optimizer": cfg.optimizer._target_.rsplit(".", 1)[-1],
+        "lr": cfg.optimizer.lr,
+        "weight_decay": cfg.optimizer.weight_decay,
+        "scheduler": scheduler.get("_target_", "none").rsplit(".", 1)[-1],
+        "batch_size": cfg.data.batch_size,
+        "hidden": str(list(cfg.model.hidden)),
+        "dropout": cfg.model.dropout,
+        "l1": cfg.model.l1,
+        "replicas": cfg.model.replicas,
+        "standardize": cfg.data.standardize,
+        "split": cfg.data.split,
+        "val_size": cfg.data.val_size,
+        "max_epochs": cfg.trainer.max_epochs,
+        "seed": cfg.seed,
+    }
+
+
+def write_hparams_session(log_dir: str, params: dict, metric_names: list[str]) -> None:
+    """Write TensorBoard's HParams session for the run in ``log_dir``: ``params`` beside the series
+    ``metric_names``, which the run logged already (``hparams`` takes their names, not values).
+
+    Lightning's ``TensorBoardLogger.log_hyperparams(params, metrics)`` would write every metric a second
+    time at step 0; this writes the three HParams summaries alone, as torch's ``add_hparams`` writes
+    them, in an event file of the same run directory.
+    """
+    with SummaryWriter(log_dir) as writer:
+        for summary in hparams(params, dict.fromkeys(metric_names)):
+            writer.file_writer.add_summary(summary)

@@ -1,21 +1,137 @@
-"""Load what a training run saved: the model and the data settings it was trained with."""
+"""Load what a training run saved, as data: the network's sizes and weights, and the split it was tested on.
 
+A checkpoint may come from anywhere, so nothing in it is built or followed. It is read with torch's
+weights-only unpickler; the network is rebuilt from its sizes, each checked for type and range, and
+its weights are loaded strictly (the expected names and shapes, finite values); the optimizer and
+scheduler configs are refused unless ``check_buildable_config`` allows them, and never built; of the
+data settings only the split's numbers are kept: the files, folders and URLs it names are not used.
+"""
+
+import math
+from itertools import pairwise
 from pathlib import Path
 
 import torch
 
+from pima_lightning.data import SPLITS
 from pima_lightning.errors import InputError
-from pima_lightning.model import PimaClassifier
+from pima_lightning.model import PimaClassifier, check_buildable_config
+
+LIMITS = {"n_features": 100_000, "width": 100_000, "layers": 100, "replicas": 100_000}
 
 
 def load_checkpoint(path: str | Path) -> tuple[PimaClassifier, dict]:
-    """Return ``(model in eval mode, PimaDataModule settings)`` from a ``.ckpt`` written by training."""
+    """Return ``(model in eval mode, for inference only; the split settings it was trained with)``.
+
+    The split settings are ``split``, ``test_size``, ``split_seed``, ``stratify`` and ``val_size``, and
+    ``trained_on``: the CSV the run named (None for the public copy), as text to show, never to open.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        model = PimaClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch reports unreadable files with many exception types
-        raise InputError(f"{path}: not a pima_lightning checkpoint ({type(err).__name__}: {err})") from None
-    return model.eval(), dict(checkpoint["datamodule_hyper_parameters"])
+        reason = (str(err).strip().splitlines() or [""])[0][:200]
+        raise InputError(
+            f"{path}: not a pima_lightning checkpoint ({type(err).__name__}: {reason})"
+        ) from None
+    try:
+        model = _network(checkpoint)
+        split = _split_settings(checkpoint)
+    except InputError as err:
+        raise InputError(f"{path}: not a usable pima_lightning checkpoint ({err})") from None
+    return model.eval(), split
+
+
+def _network(checkpoint) -> PimaClassifier:
+    """The model rebuilt from the checkpoint's checked sizes and weights."""
+    settings = _mapping(checkpoint, "hyper_parameters")
+    hidden = settings.get("hidden")
+    if not isinstance(hidden, list | tuple) or not 1 <= len(hidden) <= LIMITS["layers"]:
+        raise InputError(
+            f"hidden: expected a list of 1 to {LIMITS['layers']} layer widths, found {hidden!r:.80}"
+        )
+    for group in ("optimizer", "scheduler"):
+        if settings.get(group):
+            check_buildable_config(group, settings[group])
+    n_features = _whole(settings, "n_features", LIMITS["n_features"])
+    widths = [_whole({"width": width}, "width", LIMITS["width"]) for width in hidden]
+    replicas = _whole(settings, "replicas", LIMITS["replicas"])
+    state = _mapping(checkpoint, "state_dict")
+    if not all(isinstance(value, torch.Tensor) and value.is_floating_point() for value in state.values()):
+        raise InputError("state_dict: expected floating-point tensors only")
+    # sizes must describe the weights the file holds, before a network of those sizes is allocated
+    sizes = [n_features, *widths, 1]
+    implied = 2 * n_features + replicas * sum(a * b + b for a, b in pairwise(sizes))
+    held = sum(value.numel() for value in state.values())
+    if implied != held:
+        raise InputError(f"hyper_parameters describe {implied} numbers, the state_dict holds {held}")
+    model = PimaClassifier(
+        n_features=n_features,
+        hidden=widths,
+        dropout=_number(settings, "dropout", 0.0, 1.0, high_open=True),
+        replicas=replicas,
+    )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise InputError(f"state_dict: {' '.join(str(err).split())[:300]}") from None
+    if not all(torch.isfinite(value).all() for value in model.state_dict().values()):
+        raise InputError("state_dict: weights or scaling statistics that are not finite numbers")
+    if not bool((model.network[0].scale > 0).all()):
+        raise InputError("state_dict: feature scales must be positive")
+    return model
+
+
+def _split_settings(checkpoint) -> dict:
+    """The held-out split's settings, checked; the data paths and URL are left out."""
+    settings = _mapping(checkpoint, "datamodule_hyper_parameters")
+    split = settings.get("split")
+    if split not in SPLITS:
+        raise InputError(f"split: expected one of {', '.join(SPLITS)}, found {split!r:.80}")
+    stratify = settings.get("stratify")
+    if not isinstance(stratify, bool):
+        raise InputError(f"stratify: expected true or false, found {stratify!r:.80}")
+    trained_on = settings.get("path")
+    if trained_on is not None and not isinstance(trained_on, str):
+        raise InputError(f"path: expected text or nothing, found {type(trained_on).__name__}")
+    return {
+        "split": split,
+        "test_size": _number(settings, "test_size", 0.0, 1.0, low_open=True, high_open=True),
+        "split_seed": _whole(settings, "split_seed", 2**32 - 1, low=0),
+        "stratify": stratify,
+        "val_size": _number(settings, "val_size", 0.0, 1.0, high_open=True),
+        "trained_on": trained_on,
+    }
+
+
+def _mapping(checkpoint, key: str) -> dict:
+    value = checkpoint.get(key) if isinstance(checkpoint, dict) else None
+    if not isinstance(value, dict):
+        raise InputError(f"{key}: missing")
+    return value
+
+
+def _whole(settings: dict, key: str, high: int, low: int = 1) -> int:
+    value = settings.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{key}: expected a whole number from {low} to {high}, found {value!r:.80}")
+    return value
+
+
+def _number(
+    settings: dict, key: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False
+) -> float:
+    value = settings.get(key)
+    inside = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (low < value if low_open else low <= value)
+        and (value < high if high_open else value <= high)
+    )
+    if not inside:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise InputError(f"{key}: expected a number in {interval}, found {value!r:.80}")
+    return float(value)

@@ -19,6 +19,7 @@ DATASET_FILENAME = "pima-indians-diabetes.csv"
 DATASET_URL = "https://raw.githubusercontent.com/jbrownlee/Datasets/master/pima-indians-diabetes.data.csv"
 DATASET_SHA256 = "6bfe5d0f379d17a0e0819b996407e3c09bf80febd4287f2ed212190dfff154af"
 SPLITS = ("random", "last", "none")
+DEFAULT_DATA_DIR = "~/.cache/pima_lightning"  # where the public copy is downloaded (conf: env PIMA_DATA_DIR)
 
 
 class PimaDataModule(L.LightningDataModule):
@@ -38,7 +39,7 @@ class PimaDataModule(L.LightningDataModule):
     def __init__(
         self,
         path: str | None = None,
-        data_dir: str = "~/.cache/pima_lightning",
+        data_dir: str = DEFAULT_DATA_DIR,
         url: str = DATASET_URL,
         sha256: str = DATASET_SHA256,
         split: str = "random",

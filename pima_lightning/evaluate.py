@@ -1,10 +1,10 @@
 """Keras's ``evaluate()``: ``python -m pima_lightning.evaluate ckpt_path=PATH [data.path=CSV]``.
 
 Loss and every metric of a trained model on labelled rows (by default the held-out rows of the
-split the model was trained with), printed as a table, written as ``evaluation.json``, and pictured
-as an ROC curve, a precision-recall curve and a confusion matrix. For a checkpoint of
-``model.replicas`` > 1: every replica's metrics, their mean ± std, and the ensemble's (the mean of
-the replicas' probabilities), which the pictures show.
+split the model was trained with; ``data.rows=held_out|all`` chooses for ``data.path``), printed as a
+table, written as ``evaluation.json``, and pictured as an ROC curve, a precision-recall curve and a
+confusion matrix. For a checkpoint of ``model.replicas`` > 1: every replica's metrics, their mean ± std,
+and the ensemble's (the mean of the replicas' probabilities), which the pictures show.
 """
 
 import logging
@@ -18,7 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from pima_lightning.atomic import write_json
 from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.data import PimaDataModule
+from pima_lightning.data import DEFAULT_DATA_DIR, PimaDataModule
 from pima_lightning.errors import InputError
 from pima_lightning.model import PimaClassifier
 from pima_lightning.plots import diagnostic_figures, save_figures
@@ -40,7 +40,9 @@ def test_and_picture(
     Every process of a distributed run must call this (the test loop is collective); only the first
     draws and saves the pictures, and the others get no figures.
     """
-    (metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    (metrics,) = trainer.test(
+        model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
+    )
     if not trainer.is_global_zero:
         return metrics, {}
     features, labels = datamodule.test_set.tensors
@@ -49,12 +51,37 @@ def test_and_picture(
     return metrics, figures
 
 
-def evaluate(ckpt_path: str, data_path: str | None, output_dir: Path) -> dict:
-    """Evaluate a checkpoint; return and write (``evaluation.json``) what was measured on which rows."""
-    model, data_settings = load_checkpoint(ckpt_path)
-    if data_path:
+def evaluate(
+    ckpt_path: str,
+    output_dir: Path,
+    data_path: str | None = None,
+    rows: str | None = None,
+    data_dir: str = DEFAULT_DATA_DIR,
+) -> dict:
+    """Evaluate a checkpoint; return and write (``evaluation.json``) what was measured on which rows.
+
+    ``rows="held_out"`` scores the held-out rows of the split the model was trained with, rebuilt
+    from the checkpoint's split settings on ``data_path`` or, without one, on the verified public copy
+    in ``data_dir``; ``rows="all"`` scores every row of ``data_path``. By default: every row of
+    ``data_path`` if given, else the public copy's held-out rows. The checkpoint never chooses a file.
+    """
+    rows = rows or ("all" if data_path else "held_out")
+    if rows not in ("held_out", "all") or (rows == "all" and not data_path):
+        raise InputError(f"data.rows={rows}: expected held_out, or all with data.path=CSV")
+    model, split = load_checkpoint(ckpt_path)
+    trained_on = split.pop("trained_on")
+    if rows == "all":
         # every row of the given file, scaled with the statistics stored in the model
-        data_settings |= {"path": data_path, "split": "none", "val_size": 0.0}
+        data_settings = {"path": data_path, "split": "none", "val_size": 0.0}
+        described = "rows (every row)"
+    elif data_path is None and trained_on is not None:
+        raise InputError(
+            f"{ckpt_path} was trained on {trained_on[:200]!r}, not the public copy; to score its held-out "
+            "rows pass data.path=<that CSV>; to score every row of a CSV, data.path=<CSV> data.rows=all"
+        )
+    else:
+        data_settings = {"path": data_path, "data_dir": data_dir, **split}
+        described = f"rows (held out, data.split={split['split']})"
     datamodule = PimaDataModule(**data_settings)
     datamodule.prepare_data()
     datamodule.setup("test")
@@ -66,13 +93,8 @@ def evaluate(ckpt_path: str, data_path: str | None, output_dir: Path) -> dict:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    rows = (
-        "rows (every row)"
-        if data_path
-        else f"rows (held out, data.split={data_settings.get('split', 'random')})"
-    )
     metrics, figures = test_and_picture(
-        trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} {rows}"
+        trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} {described}"
     )
     with SummaryWriter(output_dir / "tensorboard") as writer:  # the pictures in TensorBoard's Images tab
         for name, figure in figures.items():
@@ -80,7 +102,7 @@ def evaluate(ckpt_path: str, data_path: str | None, output_dir: Path) -> dict:
     report = {
         "checkpoint": str(Path(ckpt_path).resolve()),
         "data": str(datamodule.csv_path.resolve()),
-        "rows": rows,
+        "rows": described,
         "n_rows": len(datamodule.test_set),
         "replicas": model.hparams.replicas,
         **{name.removeprefix("test/"): value for name, value in metrics.items()},
@@ -117,7 +139,9 @@ def main(cfg: DictConfig) -> dict:
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise SystemExit("error: no checkpoint given; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
     try:
-        report = evaluate(cfg.ckpt_path, cfg.data.path, Path(cfg.output_dir))
+        report = evaluate(
+            cfg.ckpt_path, Path(cfg.output_dir), cfg.data.path, cfg.data.rows, cfg.data.data_dir
+        )
     except InputError as err:
         raise SystemExit(f"error: {err}") from None
     print(format_report(report))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import lightning as L
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from torch import nn
 from torch.nn import functional as F
 
@@ -124,14 +124,66 @@ class MLP(nn.Sequential):
         return self(features).sigmoid().mean(0)
 
 
-def _check_buildable(group: str, config: dict, build) -> None:
-    """Build a throw-away optimizer or scheduler from ``config`` so that torch's own checks of its
-    values (a negative learning rate, say) fail before training starts, as one InputError."""
+# what the optimizer and scheduler configs may build: a subclass of these, named under this prefix
+BUILDABLE = {
+    "optimizer": ("torch.optim.", torch.optim.Optimizer),
+    "scheduler": ("torch.optim.lr_scheduler.", torch.optim.lr_scheduler.LRScheduler),
+}
+
+
+def check_buildable_config(group: str, config) -> None:
+    """Raise InputError unless ``config`` (an optimizer or scheduler config, from the command line or
+    from a checkpoint) builds a torch.optim class from plain values.
+
+    Its ``_target_`` must start with torch.optim's prefix (checked before anything is imported, so no
+    other module's import runs) and name a subclass of ``Optimizer`` or ``LRScheduler`` (a function
+    reached through a module, ``torch.optim.sgd.torch.load``, is not one); no value, however deeply
+    nested, may hold a ``_target_`` of its own, which ``instantiate`` would call first.
+    """
+    prefix, base = BUILDABLE[group]
+    target = config.get("_target_") if isinstance(config, dict) else None
+    if not isinstance(target, str) or not target.startswith(prefix) or not _names_subclass(target, base):
+        raise InputError(
+            f"{group}: _target_ {str(target)[:80]!r} is not a class of {prefix.rstrip('.')} "
+            f"({base.__name__}); choose one of conf/{group}/"
+        )
+    nested = [key for key, value in config.items() if key != "_target_" and _builds_something(value)]
+    if nested:
+        raise InputError(f"{group}.{nested[0]}: a value may not build an object (it holds a _target_)")
+
+
+def _names_subclass(target: str, base: type) -> bool:
     try:
-        build(instantiate(config))
-    except (ValueError, TypeError) as err:
-        settings = ", ".join(f"{key}={value}" for key, value in config.items() if not key.startswith("_"))
-        raise InputError(f"{group} ({settings}): {err}") from None
+        found = get_class(target)
+    except (ImportError, ValueError):
+        return False
+    return issubclass(found, base)
+
+
+def _builds_something(value) -> bool:
+    """Whether ``value`` holds a ``_target_`` anywhere inside."""
+    if isinstance(value, dict):
+        return "_target_" in value or any(_builds_something(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_builds_something(item) for item in value)
+    return False
+
+
+def check_optimizer_settings(optimizer: dict, scheduler: dict | None) -> None:
+    """Build a throw-away optimizer (and scheduler) from the configs so that torch's own checks of
+    their values (a negative learning rate, say) fail before training starts, as one InputError."""
+    check_buildable_config("optimizer", optimizer)
+    probe = [nn.Parameter(torch.zeros(1))]
+    builds = [("optimizer", optimizer, lambda build: build(probe))]
+    if scheduler:
+        check_buildable_config("scheduler", scheduler)
+        builds.append(("scheduler", scheduler, lambda build: build(torch.optim.SGD(probe, lr=0.1))))
+    for group, config, build in builds:
+        try:
+            build(instantiate(config))
+        except (ValueError, TypeError) as err:
+            settings = ", ".join(f"{key}={value}" for key, value in config.items() if not key.startswith("_"))
+            raise InputError(f"{group} ({settings}): {err}") from None
 
 
 class PimaClassifier(L.LightningModule):
@@ -141,13 +193,14 @@ class PimaClassifier(L.LightningModule):
     reported as the replicas' mean (``val/acc``) and standard deviation (``val/acc_std``), the
     ensemble's as ``val/ensemble_acc``, and each replica's values are kept in ``replica_metrics``.
 
-    ``optimizer`` and ``scheduler`` are Hydra configs (``_partial_: true``) kept as plain dicts, so
-    a checkpoint alone rebuilds the model: ``PimaClassifier.load_from_checkpoint(path)``.
+    ``optimizer`` and ``scheduler`` are Hydra configs (``_partial_: true``) kept as plain dicts and
+    built only when training starts (``configure_optimizers``), after ``check_buildable_config`` has
+    allowed them; ``optimizer=None`` makes a model for inference only (``checkpoint.load_checkpoint``).
     """
 
     def __init__(
         self,
-        optimizer: dict,
+        optimizer: dict | None = None,
         scheduler: dict | None = None,
         n_features: int = 8,
         hidden: Sequence[int] = (12, 6),
@@ -164,10 +217,10 @@ class PimaClassifier(L.LightningModule):
             raise InputError(f"model.l1={l1}: expected a penalty >= 0")
         if replicas < 1:
             raise InputError(f"model.replicas={replicas}: expected a whole number >= 1")
-        _check_buildable("optimizer", optimizer, lambda build: build([nn.Parameter(torch.zeros(1))]))
+        if optimizer is not None:  # checked as data here; built in configure_optimizers
+            check_buildable_config("optimizer", optimizer)
         if scheduler:
-            probe = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
-            _check_buildable("scheduler", scheduler, lambda build: build(probe))
+            check_buildable_config("scheduler", scheduler)
         # the feature statistics are restored from the state dict, not from hyperparameters
         self.save_hyperparameters(ignore=["feature_mean", "feature_scale"], logger=False)
         self.network = MLP(n_features, hidden, dropout, feature_mean, feature_scale, replicas)
@@ -271,6 +324,8 @@ class PimaClassifier(L.LightningModule):
         return getattr(self, f"{stage}_metrics")
 
     def configure_optimizers(self):
+        if self.hparams.optimizer is None:
+            raise InputError("this model was loaded for inference and has no optimizer to train with")
         optimizer = instantiate(self.hparams.optimizer)(self.parameters())
         if not self.hparams.scheduler:
             return optimizer

@@ -18,7 +18,7 @@ from pima_lightning.atomic import write_json
 from pima_lightning.errors import InputError, user_error
 from pima_lightning.evaluate import test_and_picture
 from pima_lightning.hparams import compared_hyperparameters, write_hparams_session
-from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier
+from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier, check_optimizer_settings
 from pima_lightning.summary import model_summary
 from pima_lightning.sweep import record_failure
 
@@ -50,7 +50,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     for logger in trainer.loggers:
         logger.log_hyperparams(hyperparameters)
     fit_started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    # weights only: Lightning would unpickle a ckpt_path=http://... checkpoint with arbitrary code
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     fit_time = time.perf_counter() - fit_started
     # evaluate, predict and export read the final weights from last.ckpt, whatever the callbacks
     trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
@@ -124,13 +125,16 @@ def datamodule_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, PimaCl
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True) or None
     model = PimaClassifier(
         **OmegaConf.to_container(cfg.model, resolve=True),
-        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
-        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) or None,
+        optimizer=optimizer,
+        scheduler=scheduler,
         feature_mean=datamodule.feature_mean,
         feature_scale=datamodule.feature_scale,
     )
+    check_optimizer_settings(optimizer, scheduler)
     return datamodule, model
 
 

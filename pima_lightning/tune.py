@@ -76,8 +76,13 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
     best = study.best_trial
     test_dir = output_dir / "best_test"
     test_dir.mkdir(exist_ok=True)
+    # the best trial's held-out rows: the split of the CSV the trials trained on, named by the config
     report = evaluate(
-        str(output_dir / "trials" / str(best.number) / "checkpoints" / "last.ckpt"), None, test_dir
+        str(output_dir / "trials" / str(best.number) / "checkpoints" / "last.ckpt"),
+        test_dir,
+        cfg.data.path,
+        "held_out",
+        cfg.data.data_dir,
     )
     result = {
         "best_trial": best.number,

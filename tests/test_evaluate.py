@@ -24,7 +24,7 @@ def test_evaluate_reproduces_the_training_runs_held_out_metrics(trained_run, tmp
     run_dir, metrics = trained_run
     out = tmp_path / "evaluation"
     out.mkdir()
-    report = evaluate(str(run_dir / "checkpoints" / "last.ckpt"), None, out)
+    report = evaluate(str(run_dir / "checkpoints" / "last.ckpt"), out)
     assert report["n_rows"] == 254
     for name in ("loss", "acc", "auroc", "f1", "precision", "recall"):
         assert report[name] == pytest.approx(metrics[f"test/{name}"], abs=1e-6)
@@ -41,7 +41,7 @@ def test_evaluate_on_another_csv_scores_every_row(trained_run, tmp_path, pima_cs
     run_dir, _ = trained_run
     out = tmp_path / "evaluation"
     out.mkdir()
-    report = evaluate(str(run_dir / "checkpoints" / "last.ckpt"), str(pima_csv), out)
+    report = evaluate(str(run_dir / "checkpoints" / "last.ckpt"), out, str(pima_csv))
     assert report["n_rows"] == 768
     model, _ = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     dataset = np.loadtxt(pima_csv, delimiter=",")
@@ -51,11 +51,11 @@ def test_evaluate_on_another_csv_scores_every_row(trained_run, tmp_path, pima_cs
 
 def test_evaluate_rejects_a_missing_or_foreign_checkpoint(tmp_path):
     with pytest.raises(InputError, match="checkpoint not found; pass ckpt_path="):
-        evaluate(str(tmp_path / "none.ckpt"), None, tmp_path)
+        evaluate(str(tmp_path / "none.ckpt"), tmp_path)
     foreign = tmp_path / "foreign.ckpt"
     foreign.write_text("not a checkpoint")
     with pytest.raises(InputError, match="not a pima_lightning checkpoint"):
-        evaluate(str(foreign), None, tmp_path)
+        evaluate(str(foreign), tmp_path)
 
 
 def test_evaluate_cli_prints_a_table_and_writes_json(trained_run, cli, tmp_path):
@@ -72,3 +72,17 @@ def test_evaluate_cli_without_checkpoint_says_what_to_pass(cli):
     assert (
         result.stderr.strip() == "error: no checkpoint given; pass ckpt_path=<run dir>/checkpoints/last.ckpt"
     )
+
+
+def test_evaluate_rebuilds_the_held_out_rows_of_a_csv_the_user_names(make_config, fast, tmp_path, pima_csv):
+    own_csv = tmp_path / "own.csv"
+    own_csv.write_bytes(pima_csv.read_bytes())
+    metrics = train(make_config(*fast, f"data.path={own_csv}", f"output_dir={tmp_path / 'run'}"))
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InputError, match=r"was trained on .*own\.csv', not the public copy"):
+        evaluate(checkpoint, tmp_path / "out")  # the checkpoint names the file; it is not opened
+    report = evaluate(checkpoint, tmp_path / "out", str(own_csv), "held_out")
+    assert report["n_rows"] == 254 and report["acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    with pytest.raises(InputError, match=r"data\.rows=every: expected held_out, or all with data\.path=CSV"):
+        evaluate(checkpoint, tmp_path / "out", str(own_csv), "every")

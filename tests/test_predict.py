@@ -29,7 +29,7 @@ def test_predict_on_the_held_out_rows_agrees_with_evaluate(checkpoint, cli, tmp_
     probabilities, classes = read_predictions(output)
     assert len(probabilities) == 254
     np.testing.assert_array_equal(classes, probabilities > 0.5)
-    report = evaluate(str(checkpoint), None, tmp_path)
+    report = evaluate(str(checkpoint), tmp_path)
     assert (classes == y_test).mean() == pytest.approx(report["acc"], abs=1e-6)
 
 

@@ -70,7 +70,7 @@ def test_evaluate_and_predict_use_the_ensemble_of_a_replicas_checkpoint(
     metrics = train(make_config(*fast, "model.replicas=3", f"output_dir={tmp_path / 'run'}"))
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     (tmp_path / "evaluation").mkdir()
-    report = evaluate(str(checkpoint), None, tmp_path / "evaluation")
+    report = evaluate(str(checkpoint), tmp_path / "evaluation")
     for name in METRIC_NAMES:
         assert report[name] == pytest.approx(metrics[f"test/{name}"], abs=1e-6)
         assert report[f"ensemble_{name}"] == pytest.approx(metrics[f"test/ensemble_{name}"], abs=1e-6)

@@ -1,0 +1,169 @@
+"""A checkpoint is data: loading one for evaluate, predict, export or summary builds nothing it names,
+runs nothing, and opens no file or URL it names. Each crafted checkpoint fails with one error line, and
+sentinel files show that nothing ran."""
+
+import sys
+
+import pytest
+import torch
+
+from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.errors import InputError
+from pima_lightning.model import check_buildable_config
+from pima_lightning.train import train
+
+
+@pytest.fixture(scope="module")
+def genuine(tmp_path_factory):
+    """A real checkpoint of a short run, read back as the dict torch.save wrote."""
+    from hydra import compose, initialize_config_module
+
+    run_dir = tmp_path_factory.mktemp("run")
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[f"output_dir={run_dir}", "trainer.max_epochs=1", "trainer.limit_train_batches=5",
+                       "trainer.enable_progress_bar=false"],
+        )  # fmt: skip
+    train(cfg)
+    path = run_dir / "checkpoints" / "last.ckpt"
+    return path, torch.load(path, weights_only=True)
+
+
+@pytest.fixture
+def craft(genuine, tmp_path):
+    """``craft(section, key, value, **more)``: a copy of the genuine checkpoint with settings replaced."""
+
+    def make(section: str, key: str, value, **more) -> str:
+        checkpoint = torch.load(genuine[0], weights_only=True)
+        checkpoint[section] |= {key: value, **more}
+        path = tmp_path / f"crafted-{key}.ckpt"
+        torch.save(checkpoint, path)
+        return str(path)
+
+    return make
+
+
+def payloads(sentinel, victim) -> dict[str, dict]:
+    """Optimizer configs that would run a command, delete, truncate or fetch-and-unpickle if built."""
+    shell = {"_target_": "asyncio.create_subprocess_shell", "_args_": [f"touch {sentinel}"]}
+    return {
+        "shell": {"_target_": "asyncio.run", "_args_": [shell]},
+        "unlink": {"_target_": "pathlib.Path.unlink", "_args_": [str(victim)]},
+        "truncate": {"_target_": "builtins.open", "_args_": [str(victim), "w"]},
+        "fetch": {"_target_": "torch.hub.load_state_dict_from_url", "url": "http://127.0.0.1:9/x.pt"},
+        "through-a-module": {"_target_": "torch.optim.sgd.torch.load", "_args_": [str(victim)]},
+        "nested": {
+            "_target_": "torch.optim.SGD",
+            "_partial_": True,
+            "lr": {"_target_": "pathlib.Path.touch", "_args_": [str(sentinel)]},
+        },
+        "nested-in-a-list": {
+            "_target_": "torch.optim.Adam",
+            "_partial_": True,
+            "betas": [0.9, {"_target_": "pathlib.Path.touch", "_args_": [str(sentinel)]}],
+        },
+    }
+
+
+@pytest.mark.parametrize("payload", list(payloads("s", "v")))
+@pytest.mark.parametrize("group", ["optimizer", "scheduler"])
+def test_a_checkpoint_whose_configs_would_build_anything_else_is_refused(craft, tmp_path, payload, group):
+    sentinel, victim = tmp_path / "sentinel", tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    crafted = craft("hyper_parameters", group, payloads(sentinel, victim)[payload])
+    with pytest.raises(InputError, match=rf"not a usable pima_lightning checkpoint \({group}"):
+        load_checkpoint(crafted)
+    assert not sentinel.exists() and victim.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "export", "summary"])
+def test_every_command_refuses_a_checkpoint_that_would_run_a_shell_command(craft, cli, tmp_path, command):
+    sentinel = tmp_path / "sentinel"
+    crafted = craft("hyper_parameters", "optimizer", payloads(sentinel, tmp_path / "v")["shell"])
+    extra = {"predict": ["input=rows.csv"], "export": ["format=pt2", f"output={tmp_path / 'm.pt2'}"]}
+    (tmp_path / "rows.csv").write_text("6,148,72,35,0,33.6,0.627,50\n")
+    result = cli(command, f"ckpt_path={crafted}", *extra.get(command, []))
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {crafted}: not a usable pima_lightning checkpoint (optimizer: _target_")
+    assert "Traceback" not in result.stderr and not sentinel.exists()
+
+
+def test_evaluate_never_opens_the_file_a_checkpoint_names(craft, cli, tmp_path):
+    crafted = craft("datamodule_hyper_parameters", "path", "/etc/passwd")
+    result = cli("evaluate", f"ckpt_path={crafted}")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {crafted} was trained on '/etc/passwd', not the public copy; to score its held-out rows "
+        "pass data.path=<that CSV>; to score every row of a CSV, data.path=<CSV> data.rows=all"
+    )
+
+
+def test_evaluate_never_downloads_from_where_a_checkpoint_says(craft, tmp_path, pima_csv):
+    from pima_lightning.evaluate import evaluate
+
+    planted = tmp_path / "planted"
+    crafted = craft(
+        "datamodule_hyper_parameters",
+        "data_dir",
+        str(planted),
+        url="http://127.0.0.1:9/x.csv",
+        sha256="0" * 64,
+    )
+    (tmp_path / "out").mkdir()
+    report = evaluate(crafted, tmp_path / "out", data_dir=str(pima_csv.parent))
+    assert report["n_rows"] == 254 and report["data"] == str(pima_csv.resolve())  # the user's public copy
+    assert not planted.exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("hyper_parameters", "hidden", [100_000, 100_000], "hyper_parameters describe"),  # no huge allocation
+        ("hyper_parameters", "replicas", 0, "replicas: expected a whole number"),
+        ("hyper_parameters", "dropout", "0.2; rm -rf /", "dropout: expected a number"),
+        ("hyper_parameters", "hidden", "12,6", "hidden: expected a list"),
+        ("datamodule_hyper_parameters", "split", "../../etc", "split: expected one of"),
+        ("datamodule_hyper_parameters", "test_size", float("nan"), "test_size: expected a number"),
+    ],
+)
+def test_sizes_and_split_settings_are_checked_before_use(craft, section, key, value, expected):
+    with pytest.raises(InputError, match=expected):
+        load_checkpoint(craft(section, key, value))
+
+
+def test_weights_must_be_the_networks_and_finite(genuine, tmp_path):
+    path, checkpoint = genuine
+    for name, change in [("nan", lambda w: w.fill_(float("nan"))), ("shape", lambda w: w.unsqueeze(0))]:
+        state = dict(checkpoint["state_dict"])
+        state["network.1.weight"] = change(state["network.1.weight"].clone())
+        torch.save({**checkpoint, "state_dict": state}, tmp_path / f"{name}.ckpt")
+        with pytest.raises(InputError, match="state_dict"):
+            load_checkpoint(tmp_path / f"{name}.ckpt")
+    model, split = load_checkpoint(path)  # the genuine one loads, without an optimizer
+    assert model.hparams.optimizer is None and split["split"] == "random" and split["trained_on"] is None
+
+
+def test_allowed_configs_are_torch_optim_classes_found_without_importing_anything_else():
+    for group, target in [
+        ("optimizer", "torch.optim.SGD"),
+        ("optimizer", "torch.optim.Adam"),
+        ("scheduler", "torch.optim.lr_scheduler.ExponentialLR"),
+        ("scheduler", "torch.optim.lr_scheduler.ReduceLROnPlateau"),
+    ]:
+        check_buildable_config(group, {"_target_": target, "_partial_": True, "lr": 0.1})
+    with pytest.raises(InputError, match=r"is not a class of torch\.optim \(Optimizer\)"):
+        check_buildable_config("optimizer", {"_target_": "antigravity.fly"})
+    assert "antigravity" not in sys.modules  # refused by name: the module was never imported
+    with pytest.raises(InputError, match=r"is not a class of torch\.optim\.lr_scheduler \(LRScheduler\)"):
+        check_buildable_config("scheduler", {"_target_": "torch.optim.SGD"})
+
+
+def test_training_refuses_an_optimizer_that_is_not_torch_optim(train_cli, tmp_path):
+    result = train_cli("optimizer._target_=builtins.print", "trainer.max_epochs=1", run_dir=tmp_path / "run")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: optimizer: _target_ 'builtins.print' is not a class of torch.optim (Optimizer); "
+        "choose one of conf/optimizer/"
+    )

@@ -1,7 +1,24 @@
-"""The one exception type for bad user input, and how any error a user can fix reads as one line."""
+"""The one exception type for bad user input, and the one way any error a user can fix ends a command."""
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
 
 from hydra.errors import InstantiationException
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+# operating-system errors about the user's files and disk, not bugs: said in one line
+USER_OS_ERRORS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+}
 
 
 class InputError(ValueError):
@@ -16,14 +33,37 @@ class InputError(ValueError):
 
 
 def user_error(error: BaseException) -> str | None:
-    """One line for an error the user can fix from the command line, or None for a bug.
+    """One line for an error the user can fix, or None for a bug (whose traceback should show).
 
     Such errors are ours (``InputError``), Lightning's refusals of a Trainer setting
-    (``MisconfigurationException``), and Hydra's failures to build an object from the config (an
-    unknown Trainer argument, say); Hydra's instantiate wraps the first two, so the chain is followed.
+    (``MisconfigurationException``), the operating system's about files and disks (no space, no
+    permission, not found), and Hydra's failures to build an object from the config (an unknown
+    Trainer argument, say); Hydra's instantiate wraps the others, so the chain is followed.
     """
     cause = error
-    while cause is not None and not isinstance(cause, (InputError, MisconfigurationException)):
+    while cause is not None:
+        if isinstance(cause, InputError | MisconfigurationException):
+            return " ".join(str(cause).split())
+        if isinstance(cause, OSError) and cause.errno in USER_OS_ERRORS:
+            where = f": {cause.filename}" if cause.filename else ""
+            return f"{cause.strerror or cause}{where}"
         cause = cause.__cause__
-    found = cause or (error if isinstance(error, InstantiationException) else None)
-    return None if found is None else " ".join(str(found).split())
+    if isinstance(error, InstantiationException):
+        return " ".join(str(error).split())
+    return None
+
+
+def exit_with_one_line(error: BaseException) -> NoReturn:
+    """Exit with ``error: <one line>`` and status 1 if the user can fix ``error``; else re-raise it."""
+    if (message := user_error(error)) is not None:
+        raise SystemExit(f"error: {message}") from None
+    raise error
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Every command's body runs inside this: errors the user can fix end it with one line."""
+    try:
+        yield
+    except Exception as err:
+        exit_with_one_line(err)

@@ -19,7 +19,7 @@ from torch.utils.tensorboard import SummaryWriter
 from pima_lightning.atomic import write_json
 from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.data import DEFAULT_DATA_DIR, PimaDataModule
-from pima_lightning.errors import InputError
+from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.model import PimaClassifier
 from pima_lightning.plots import diagnostic_figures, save_figures
 
@@ -138,12 +138,10 @@ def main(cfg: DictConfig) -> dict:
     """Hydra entry point; returns the report."""
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise SystemExit("error: no checkpoint given; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
-    try:
+    with one_line_errors():
         report = evaluate(
             cfg.ckpt_path, Path(cfg.output_dir), cfg.data.path, cfg.data.rows, cfg.data.data_dir
         )
-    except InputError as err:
-        raise SystemExit(f"error: {err}") from None
     print(format_report(report))
     log.info("Wrote evaluation.json and pictures to %s", cfg.output_dir)
     return report

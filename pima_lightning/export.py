@@ -6,7 +6,6 @@ of ``model.replicas`` > 1 it is the ensemble's probability (the mean of the repl
 """
 
 import logging
-import os
 from pathlib import Path
 
 import hydra
@@ -14,8 +13,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from pima_lightning.atomic import atomic_path, check_output
 from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.errors import InputError
+from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.model import MLP
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,10 @@ def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
     example = torch.zeros(2, model.network.n_features)  # export specialises sizes 0 and 1
     rows = {0: torch.export.Dim("rows")}
     path = Path(output) if output else Path(ckpt_path).with_suffix(SUFFIXES[fmt])
-    partial = path.with_name(f".partial-{path.name}")  # keeps the suffix torch.export checks
-    try:
+    check_output(path, "output", {"ckpt_path": ckpt_path})
+    with atomic_path(path) as partial:
         if fmt == "onnx":
+            # weights inside the one file (external_data=False): a 193-parameter model needs no side file
             torch.onnx.export(
                 scorer,
                 (example,),
@@ -53,15 +54,13 @@ def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
                 input_names=["features"],
                 output_names=["probability"],
                 dynamic_shapes=(rows,),
+                external_data=False,
                 verbose=False,
             )
         elif fmt == "torchscript":
             torch.jit.trace(scorer, example).save(partial)
         else:
             torch.export.save(torch.export.export(scorer, (example,), dynamic_shapes=(rows,)), partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 
@@ -71,9 +70,8 @@ def main(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise SystemExit("error: no checkpoint given; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
     try:
-        path = export(cfg.ckpt_path, cfg.format, cfg.output)
-    except InputError as err:
-        raise SystemExit(f"error: {err}") from None
+        with one_line_errors():
+            path = export(cfg.ckpt_path, cfg.format, cfg.output)
     except ImportError as err:
         raise SystemExit(f"error: {err.name} is missing; pip install 'pima-lightning[export]'") from None
     log.info("Wrote %s", path)

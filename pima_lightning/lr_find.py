@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from pima_lightning.atomic import write_json
-from pima_lightning.errors import user_error
+from pima_lightning.errors import one_line_errors
 from pima_lightning.plots import save_figures
 from pima_lightning.train import datamodule_and_model
 
@@ -51,12 +51,8 @@ def find_lr(cfg: DictConfig, output_dir: Path) -> dict:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the suggested learning rate (None when the loss never fell steadily)."""
     output_dir = Path(cfg.output_dir)
-    try:
+    with one_line_errors():
         result = find_lr(cfg, output_dir)
-    except Exception as err:
-        if (message := user_error(err)) is not None:
-            raise SystemExit(f"error: {message}") from None
-        raise
     suggestion = result["suggestion"]
     if suggestion is None:
         print(f"No suggestion: the loss never fell steadily; see {output_dir / 'lr_find.png'}")

@@ -1,11 +1,12 @@
 """Pictures of a classifier's predictions: ROC curve, precision-recall curve and confusion matrix."""
 
-import os
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+from pima_lightning.atomic import atomic_path
 
 TITLES = {
     "roc_curve": "ROC curve",
@@ -42,12 +43,11 @@ def diagnostic_figures(labels: np.ndarray, probabilities: np.ndarray, title: str
 
 
 def save_figures(figures: dict[str, Figure], directory: Path) -> list[Path]:
-    """Write each figure as ``<name>.png`` (temporary name, then rename); return the paths."""
+    """Write each figure as ``<name>.png``, atomically; return the paths."""
     paths = []
     for name, figure in figures.items():
         path = directory / f"{name}.png"
-        partial = directory / f".{name}.png.partial"
-        figure.savefig(partial, format="png", dpi=100)
-        os.replace(partial, path)
+        with atomic_path(path) as partial:
+            figure.savefig(partial, format="png", dpi=100)
         paths.append(path)
     return paths

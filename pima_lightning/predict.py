@@ -13,16 +13,17 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from pima_lightning.atomic import write_text
+from pima_lightning.atomic import check_output, write_text
 from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.csvfile import read_feature_rows
-from pima_lightning.errors import InputError
+from pima_lightning.errors import one_line_errors
 
 log = logging.getLogger(__name__)
 
 
 def predict(ckpt_path: str, input_path: str, output_path: Path) -> np.ndarray:
     """Write ``probability,class`` for every row of ``input_path``; return the probabilities."""
+    check_output(output_path, "output", {"input": input_path, "ckpt_path": ckpt_path})
     model, _ = load_checkpoint(ckpt_path)
     probabilities = model.predict_proba(read_feature_rows(input_path, option="input"))
     table = io.StringIO()
@@ -45,10 +46,8 @@ def main(cfg: DictConfig) -> None:
         if OmegaConf.is_missing(cfg, key):
             raise SystemExit(f"error: no {key} given; pass {key}={example}")
     output = Path(cfg.output or Path(cfg.output_dir) / "predictions.csv")
-    try:
+    with one_line_errors():
         probabilities = predict(cfg.ckpt_path, cfg.input, output)
-    except InputError as err:
-        raise SystemExit(f"error: {err}") from None
     log.info(
         "Wrote %d predictions (%d of class 1) to %s", len(probabilities), (probabilities > 0.5).sum(), output
     )

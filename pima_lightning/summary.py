@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig
 
 from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.errors import InputError
+from pima_lightning.errors import one_line_errors
 from pima_lightning.model import MLP
 
 
@@ -58,15 +58,13 @@ def model_summary(network: MLP) -> str:
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="summary", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Print the summary of a trained network (``ckpt_path=...``) or of the configured one."""
-    try:
+    with one_line_errors():
         if cfg.ckpt_path:
             network = load_checkpoint(cfg.ckpt_path)[0].network
         else:
             network = MLP(
                 hidden=list(cfg.model.hidden), dropout=cfg.model.dropout, replicas=cfg.model.replicas
             )
-    except InputError as err:
-        raise SystemExit(f"error: {err}") from None
     print(model_summary(network))
 
 

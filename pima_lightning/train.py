@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json
-from pima_lightning.errors import InputError, user_error
+from pima_lightning.errors import InputError, exit_with_one_line
 from pima_lightning.evaluate import test_and_picture
 from pima_lightning.hparams import compared_hyperparameters, write_hparams_session
 from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier, check_optimizer_settings
@@ -197,9 +197,7 @@ def main(cfg: DictConfig) -> float:
         return metrics.get("test/acc", metrics.get("val/acc", float("nan")))
     except Exception as err:
         if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
-            if (message := user_error(err)) is not None:
-                raise SystemExit(f"error: {message}") from None
-            raise
+            exit_with_one_line(err)
         log.exception("Job failed")
         record_failure(Path(cfg.output_dir), err)
         return float("nan")

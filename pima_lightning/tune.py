@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.atomic import write_json
-from pima_lightning.errors import InputError
+from pima_lightning.errors import one_line_errors
 from pima_lightning.evaluate import evaluate
 from pima_lightning.train import train
 
@@ -105,10 +105,8 @@ def main(cfg: DictConfig) -> float:
     train_overrides = [
         o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(("tune.", "hydra"))
     ]
-    try:
+    with one_line_errors():
         result = search(cfg, train_overrides, Path(cfg.output_dir))
-    except InputError as err:
-        raise SystemExit(f"error: {err}") from None
     print(
         f"Best trial {result['best_trial']}: {result['best_params']}\n"
         f"  validation accuracy {result['best_val_acc']:.4f} (selected on it)\n"

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import onnxruntime
 import pytest
@@ -30,7 +32,11 @@ def expected(checkpoint, rows):
 def test_onnx_export_scores_raw_rows_like_the_checkpoint(checkpoint_and_rows, tmp_path):
     checkpoint, rows = checkpoint_and_rows
     path = export(str(checkpoint), "onnx", str(tmp_path / "model.onnx"))
-    session = onnxruntime.InferenceSession(str(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]  # weights inside: no side file
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(path, elsewhere / "copied.onnx")  # the one file alone, as a user would hand it on
+    session = onnxruntime.InferenceSession(str(elsewhere / "copied.onnx"))
     (probabilities,) = session.run(["probability"], {"features": rows})
     assert probabilities.shape == (254,)
     np.testing.assert_allclose(probabilities, expected(checkpoint, rows), atol=1e-6)

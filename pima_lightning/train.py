@@ -1,6 +1,7 @@
 """Train the notebook's model: ``python -m pima_lightning.train [group=option] [key=value ...]``."""
 
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json
@@ -50,8 +53,11 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     for logger in trainer.loggers:
         logger.log_hyperparams(hyperparameters)
     fit_started = time.perf_counter()
-    # weights only: Lightning would unpickle a ckpt_path=http://... checkpoint with arbitrary code
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    try:
+        # weights only: Lightning would unpickle a ckpt_path=http://... checkpoint with arbitrary code
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    except SystemExit as stop:  # Lightning's answer to SIGTERM and Ctrl-C (which exits 0 on SIGTERM)
+        raise interrupted(trainer, stop) from None
     fit_time = time.perf_counter() - fit_started
     # evaluate, predict and export read the final weights from last.ckpt, whatever the callbacks
     trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
@@ -61,8 +67,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     stage, tested_checkpoint = "val", None
     if cfg.test:
         stage = "test"
-        selected = next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)
-        tested_checkpoint = selected.best_model_path if selected and selected.best_model_path else None
+        best = [ckpt for ckpt in trainer.checkpoint_callbacks if getattr(ckpt, "monitor", None)]
+        tested_checkpoint = (best[0].best_model_path or None) if best else None
         test_metrics, figures = test_and_picture(
             trainer,
             model,
@@ -117,6 +123,25 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         table,
     )
     return results
+
+
+def interrupted(trainer: L.Trainer, stop: SystemExit) -> SystemExit:
+    """The exit for a fit that a signal stopped: 143 for SIGTERM (what batch schedulers send), 130 for
+    Ctrl-C, after saying where training stopped and how to resume (on stderr and in train.log)."""
+    sigterm = isinstance(stop, SIGTERMException)
+    saved = [
+        callback.ckpt_path
+        for callback in trainer.callbacks
+        if isinstance(callback, OnExceptionCheckpoint) and Path(callback.ckpt_path).is_file()
+    ]
+    resume = f"resume with ckpt_path={saved[0]}" if saved else "no checkpoint was written for it"
+    message = (
+        f"interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'} in epoch {trainer.current_epoch} "
+        f"(step {trainer.global_step}); {resume}"
+    )
+    log.error(message)
+    print(f"error: {message}", file=sys.stderr)
+    return SystemExit(143 if sigterm else 130)
 
 
 def datamodule_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, PimaClassifier]:

@@ -142,3 +142,53 @@ def test_two_runs_started_together_get_their_own_dirs(tmp_path, mode, folder, re
     dirs = list((tmp_path / "outputs" / folder).iterdir())
     assert len(dirs) == 2
     assert all((path / result).is_file() for path in dirs)
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "status", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")]
+)
+def test_a_signal_exits_non_zero_leaves_a_resumable_checkpoint_and_says_how(
+    tmp_path, signal_number, status, name
+):
+    run_dir = tmp_path / "run"
+    epochs = ["trainer.max_epochs=150", "checkpoint_every=100", *QUIET]  # no last.ckpt before the signal
+    command = [sys.executable, "-m", "pima_lightning.train", *epochs, f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not list(run_dir.glob("tensorboard/events.*")) and time.monotonic() < deadline:  # training began
+        time.sleep(0.05)
+    time.sleep(1.0)
+    process.send_signal(signal_number)
+    stderr = process.communicate(timeout=60)[1]
+    assert process.returncode == status
+    saved = run_dir / "checkpoints" / "interrupted.ckpt"
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: interrupted by {name} in epoch ") and last.endswith(
+        f"resume with ckpt_path={saved}"
+    )
+    assert last.split("error: ")[1] in (run_dir / "train.log").read_text()
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "checkpoints" / "last.ckpt").exists()
+    stopped_at = torch.load(saved, weights_only=True)["epoch"]
+    assert stopped_at < 149
+    resumed = train_cli_run(tmp_path, f"ckpt_path={saved}", f"trainer.max_epochs={stopped_at + 2}", *QUIET)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["epochs"] == stopped_at + 2
+
+
+def train_cli_run(cwd, *overrides: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pima_lightning.train", *overrides, f"hydra.run.dir={cwd / 'resumed'}"]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["trainer.max_epochs=0"], ["trainer.max_epochs=2", "trainer.check_val_every_n_epoch=5"]],
+    ids=["no-epochs", "no-validation"],
+)
+def test_runs_without_validation_finish_and_return_the_test_accuracy(make_config, overrides):
+    from pima_lightning.train import main
+
+    accuracy = main.__wrapped__(make_config(*QUIET, *overrides))
+    assert 0 < accuracy < 1

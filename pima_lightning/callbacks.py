@@ -1,7 +1,10 @@
 """Lightning callbacks this package adds to training runs."""
 
+from pathlib import Path
+
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class RandomStateCheckpoint(L.Callback):
@@ -22,3 +25,21 @@ class RandomStateCheckpoint(L.Callback):
         torch.set_rng_state(state_dict["torch"])
         if "cuda" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class InterruptedCheckpoint(L.Callback):
+    """Save ``<dirpath>/<filename>.ckpt`` when SIGTERM (a batch scheduler's) or Ctrl-C stops training.
+
+    Lightning's ``OnExceptionCheckpoint`` saves on any exception, but with one among the callbacks
+    Lightning 2.6 also turns every ``fit(ckpt_path=None)`` into ``ckpt_path="last"``: a new run in a
+    folder that holds a ``last.ckpt`` would silently resume the old run. This one only saves.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "interrupted") -> None:
+        self.ckpt_path = str(Path(dirpath) / f"{filename}.ckpt")
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, SIGTERMException | KeyboardInterrupt):
+            trainer.save_checkpoint(self.ckpt_path, weights_only=False)

@@ -135,3 +135,57 @@ def _number(
         interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         raise InputError(f"{key}: expected a number in {interval}, found {value!r:.80}")
     return float(value)
+
+
+# settings a run cannot change when it resumes: the checkpoint's network, scaling, optimizer state and data
+# order would silently win over them, or not fit them (the model and data module hyperparameters by name)
+FIXED_MODEL = ("n_features", "hidden", "dropout", "l1", "replicas", "optimizer", "scheduler")
+FIXED_DATA = ("path", "sha256", "split", "test_size", "split_seed", "stratify", "val_size", "standardize",
+              "batch_size")  # fmt: skip
+
+
+def check_resumable(ckpt_path: str | Path, model: PimaClassifier, data_settings: dict) -> int:
+    """Raise InputError unless the run in ``ckpt_path`` was trained with the settings ``model`` and
+    ``data_settings`` (the data module's hyperparameters) now have, naming each one that differs;
+    return the epoch it resumes at. Other settings (``trainer.max_epochs``, the callbacks) may change."""
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise InputError(f"ckpt_path={path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        saved_model = _mapping(checkpoint, "hyper_parameters")
+        saved_data = _mapping(checkpoint, "datamodule_hyper_parameters")
+    except InputError as err:
+        raise InputError(f"ckpt_path={path}: not a pima_lightning checkpoint ({err})") from None
+    except Exception as err:  # torch reports unreadable files with many exception types
+        raise InputError(
+            f"ckpt_path={path}: not a pima_lightning checkpoint ({type(err).__name__})"
+        ) from None
+    then = _flat("model", {key: saved_model.get(key) for key in FIXED_MODEL})
+    then |= _flat("data", {key: saved_data.get(key) for key in FIXED_DATA})
+    now = _flat("model", {key: model.hparams.get(key) for key in FIXED_MODEL})
+    now |= _flat("data", {key: data_settings.get(key) for key in FIXED_DATA})
+    changed = [
+        f"{key.replace('model.optimizer', 'optimizer').replace('model.scheduler', 'scheduler')} "
+        f"({then.get(key)!r:.120} then, {now.get(key)!r:.120} now)"
+        for key in sorted(then.keys() | now.keys())
+        if then.get(key) != now.get(key)
+    ]
+    if changed:
+        raise InputError(
+            f"ckpt_path={path} was trained with other settings, which cannot change when a run resumes: "
+            f"{'; '.join(changed)}; resume with the run's own settings (<run dir>/.hydra/overrides.yaml), "
+            "or train anew without ckpt_path"
+        )
+    return checkpoint.get("epoch", 0)
+
+
+def _flat(prefix: str, value) -> dict:
+    """``{"model.hidden": [12, 6], "model.optimizer.lr": 0.01, ...}``; tuples compare as lists."""
+    if isinstance(value, dict):
+        return {
+            key: item
+            for name, child in value.items()
+            for key, item in _flat(f"{prefix}.{name}", child).items()
+        }
+    return {prefix: list(value) if isinstance(value, tuple) else value}

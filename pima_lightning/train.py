@@ -12,12 +12,13 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import OnExceptionCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json
+from pima_lightning.callbacks import InterruptedCheckpoint
+from pima_lightning.checkpoint import check_resumable
 from pima_lightning.errors import InputError, exit_with_one_line
 from pima_lightning.evaluate import test_and_picture
 from pima_lightning.hparams import compared_hyperparameters, write_hparams_session
@@ -43,6 +44,9 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule, model = datamodule_and_model(cfg)
+    if cfg.ckpt_path:
+        epoch = check_resumable(cfg.ckpt_path, model, dict(datamodule.hparams))
+        log.info("Resuming %s after epoch %d", cfg.ckpt_path, epoch)
     log.info("Model:\n%s", model_summary(model.network))
     callbacks = [*instantiate_group(cfg.callbacks), *callbacks]
     check_validation_rows_are_not_test_rows(cfg, model, callbacks)
@@ -132,7 +136,7 @@ def interrupted(trainer: L.Trainer, stop: SystemExit) -> SystemExit:
     saved = [
         callback.ckpt_path
         for callback in trainer.callbacks
-        if isinstance(callback, OnExceptionCheckpoint) and Path(callback.ckpt_path).is_file()
+        if isinstance(callback, InterruptedCheckpoint) and Path(callback.ckpt_path).is_file()
     ]
     resume = f"resume with ckpt_path={saved[0]}" if saved else "no checkpoint was written for it"
     message = (

@@ -6,6 +6,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from pima_lightning.data import PimaDataModule
+from pima_lightning.errors import InputError
 from pima_lightning.model import PimaClassifier
 from pima_lightning.train import main, train
 
@@ -160,3 +161,34 @@ def test_the_default_150_epoch_run_beats_the_majority_class(make_config):
     # 162 of the 254 held-out rows are negative: always answering 0 scores 63.8%
     assert metrics["test/acc"] > 0.70
     assert metrics["test/auroc"] > 0.78
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("optimizer.lr=0.5", "optimizer.lr (0.01 then, 0.5 now)"),
+        ("optimizer=adam", "optimizer._target_ ('torch.optim.SGD' then, 'torch.optim.Adam' now)"),
+        ("data.standardize=false", "data.standardize (True then, False now)"),
+        ("model.hidden=[32,16]", "model.hidden ([12, 6] then, [32, 16] now)"),
+        ("data.batch_size=20", "data.batch_size (10 then, 20 now)"),
+    ],
+)
+def test_a_resume_refuses_settings_that_cannot_change_mid_run(make_config, fast, tmp_path, override, named):
+    train(make_config(*fast, "trainer.max_epochs=1", f"output_dir={tmp_path / 'first'}"))
+    checkpoint = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    resume = make_config(*fast, f"ckpt_path={checkpoint}", override, f"output_dir={tmp_path / 'resumed'}")
+    with pytest.raises(InputError, match="which cannot change when a run resumes") as refused:
+        train(resume)
+    assert named in str(refused.value)
+    assert not (tmp_path / "resumed" / "checkpoints").exists()
+
+
+def test_a_resume_on_another_csv_is_refused_through_the_cli(train_cli, fast, tmp_path, pima_csv):
+    first = tmp_path / "first"
+    assert train_cli(*fast, "trainer.max_epochs=1", run_dir=first).returncode == 0
+    other = tmp_path / "other.csv"
+    other.write_bytes(pima_csv.read_bytes())
+    result = train_cli(*fast, f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}", f"data.path={other}")
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ckpt_path=") and f"data.path (None then, '{other}' now)" in last

@@ -7,12 +7,12 @@ scheduler configs are refused unless ``check_buildable_config`` allows them, and
 data settings only the split's numbers are kept: the files, folders and URLs it names are not used.
 """
 
-import math
 from itertools import pairwise
 from pathlib import Path
 
 import torch
 
+from pima_lightning.checks import number, whole
 from pima_lightning.data import SPLITS
 from pima_lightning.errors import InputError
 from pima_lightning.model import PimaClassifier, check_buildable_config
@@ -55,9 +55,9 @@ def _network(checkpoint) -> PimaClassifier:
     for group in ("optimizer", "scheduler"):
         if settings.get(group):
             check_buildable_config(group, settings[group])
-    n_features = _whole(settings, "n_features", LIMITS["n_features"])
-    widths = [_whole({"width": width}, "width", LIMITS["width"]) for width in hidden]
-    replicas = _whole(settings, "replicas", LIMITS["replicas"])
+    n_features = whole("n_features", settings.get("n_features"), 1, LIMITS["n_features"])
+    widths = [whole("hidden width", width, 1, LIMITS["width"]) for width in hidden]
+    replicas = whole("replicas", settings.get("replicas"), 1, LIMITS["replicas"])
     state = _mapping(checkpoint, "state_dict")
     if not all(isinstance(value, torch.Tensor) and value.is_floating_point() for value in state.values()):
         raise InputError("state_dict: expected floating-point tensors only")
@@ -70,7 +70,7 @@ def _network(checkpoint) -> PimaClassifier:
     model = PimaClassifier(
         n_features=n_features,
         hidden=widths,
-        dropout=_number(settings, "dropout", 0.0, 1.0, high_open=True),
+        dropout=number("dropout", settings.get("dropout"), 0, 1, high_open=True),
         replicas=replicas,
     )
     try:
@@ -98,10 +98,10 @@ def _split_settings(checkpoint) -> dict:
         raise InputError(f"path: expected text or nothing, found {type(trained_on).__name__}")
     return {
         "split": split,
-        "test_size": _number(settings, "test_size", 0.0, 1.0, low_open=True, high_open=True),
-        "split_seed": _whole(settings, "split_seed", 2**32 - 1, low=0),
+        "test_size": number("test_size", settings.get("test_size"), 0, 1, low_open=True, high_open=True),
+        "split_seed": whole("split_seed", settings.get("split_seed"), 0, 2**32 - 1),
         "stratify": stratify,
-        "val_size": _number(settings, "val_size", 0.0, 1.0, high_open=True),
+        "val_size": number("val_size", settings.get("val_size"), 0, 1, high_open=True),
         "trained_on": trained_on,
     }
 
@@ -111,30 +111,6 @@ def _mapping(checkpoint, key: str) -> dict:
     if not isinstance(value, dict):
         raise InputError(f"{key}: missing")
     return value
-
-
-def _whole(settings: dict, key: str, high: int, low: int = 1) -> int:
-    value = settings.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{key}: expected a whole number from {low} to {high}, found {value!r:.80}")
-    return value
-
-
-def _number(
-    settings: dict, key: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False
-) -> float:
-    value = settings.get(key)
-    inside = (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (low < value if low_open else low <= value)
-        and (value < high if high_open else value <= high)
-    )
-    if not inside:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise InputError(f"{key}: expected a number in {interval}, found {value!r:.80}")
-    return float(value)
 
 
 # settings a run cannot change when it resumes: the checkpoint's network, scaling, optimizer state and data

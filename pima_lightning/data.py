@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
+from pima_lightning.checks import flag, number, whole
 from pima_lightning.csvfile import read_pima_csv
 from pima_lightning.download import ensure_dataset
 from pima_lightning.errors import InputError
@@ -55,16 +56,17 @@ class PimaDataModule(L.LightningDataModule):
         super().__init__()
         if split not in SPLITS:
             raise InputError(f"data.split={split}: expected one of {', '.join(SPLITS)}")
-        _check_fraction("data.test_size", test_size, low_inclusive=False)
-        _check_fraction("data.val_size", val_size, low_inclusive=True)
+        number("data.test_size", test_size, 0, 1, low_open=True, high_open=True, what="a fraction")
+        number("data.val_size", val_size, 0, 1, high_open=True, what="a fraction")
+        whole("data.split_seed", split_seed, 0, 2**32 - 1)
         for name, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if size < 1:
-                raise InputError(f"data.{name}={size}: expected a whole number >= 1")
-        if replicas < 1:
-            raise InputError(
-                f"data.replicas={replicas}: expected a whole number >= 1 "
-                "(the config sets it to model.replicas)"
-            )
+            whole(f"data.{name}", size)
+        for name, value in (("stratify", stratify), ("standardize", standardize)):
+            flag(f"data.{name}", value)
+        try:
+            whole("data.replicas", replicas)
+        except InputError as err:
+            raise InputError(f"{err} (the config sets it to model.replicas)") from None
         self.save_hyperparameters(logger=False)
         self.csv_path = Path(path or Path(data_dir) / DATASET_FILENAME).expanduser()
         self.train_set: TensorDataset | None = None
@@ -80,6 +82,10 @@ class PimaDataModule(L.LightningDataModule):
             return
         hp = self.hparams
         features, labels = read_pima_csv(self.csv_path)
+        if len(set(labels.tolist())) == 1:  # no split or stratification can help
+            raise InputError(
+                f"{self.csv_path}: every row has label {labels[0]}; a classifier needs rows of both classes"
+            )
         if hp.split == "random":
             x_train, x_test, y_train, y_test = self._split(features, labels, hp.test_size, "held-out")
         elif hp.split == "last":
@@ -117,12 +123,13 @@ class PimaDataModule(L.LightningDataModule):
 
     def _check_classes(self, labels: np.ndarray, parts: dict[str, np.ndarray]) -> None:
         """Raise InputError unless every part of the split holds rows of both classes."""
+        counts = np.bincount(labels, minlength=2).tolist()
         for name, part_labels in parts.items():
             missing = {0, 1} - set(part_labels.tolist())
             if missing:
                 raise InputError(
                     f"{self.csv_path}: the {name} part of the split has no rows of class "
-                    f"{min(missing)} ({np.bincount(labels, minlength=2).tolist()} rows of class 0, 1); "
+                    f"{min(missing)} ({counts[0]} rows of class 0, {counts[1]} of class 1); "
                     "add rows of each class, or set data.stratify=true"
                 )
 
@@ -190,11 +197,3 @@ class Rows(TensorDataset):
 
 def _tensor_dataset(features: np.ndarray, labels: np.ndarray) -> Rows:
     return Rows(torch.as_tensor(features, dtype=torch.float32), torch.as_tensor(labels, dtype=torch.float32))
-
-
-def _check_fraction(name: str, value: float, *, low_inclusive: bool) -> None:
-    """Raise InputError unless ``value`` lies in (0, 1), or in [0, 1) when ``low_inclusive``."""
-    inside = (value >= 0 if low_inclusive else value > 0) and value < 1
-    if not inside:
-        interval = "[0, 1)" if low_inclusive else "(0, 1)"
-        raise InputError(f"{name}={value}: expected a fraction in {interval}")

@@ -10,6 +10,7 @@ from hydra.utils import get_class, instantiate
 from torch import nn
 from torch.nn import functional as F
 
+from pima_lightning.checks import number, whole
 from pima_lightning.errors import InputError
 from pima_lightning.metrics import StageMetrics
 
@@ -30,9 +31,13 @@ class Standardize(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.mean) / self.scale
 
+    def is_identity(self) -> bool:
+        """Whether the features pass through unscaled (``data.standardize=false``)."""
+        return not self.mean.any() and bool((self.scale == 1).all())
+
     def describe(self) -> str:
         """One line saying whether and how inputs are scaled."""
-        if not self.mean.any() and bool((self.scale == 1).all()):
+        if self.is_identity():
             return "none (raw features)"
         return f"z-score with training-row statistics ({self.mean.numel()} means and scales)"
 
@@ -160,6 +165,12 @@ def _names_subclass(target: str, base: type) -> bool:
     return issubclass(found, base)
 
 
+def _is_widths(hidden) -> bool:
+    """Whether ``hidden`` is a list of layer widths: whole numbers >= 1 (none: logistic regression)."""
+    listed = isinstance(hidden, Sequence) and not isinstance(hidden, str)
+    return listed and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in hidden)
+
+
 def _builds_something(value) -> bool:
     """Whether ``value`` holds a ``_target_`` anywhere inside."""
     if isinstance(value, dict):
@@ -169,10 +180,22 @@ def _builds_something(value) -> bool:
     return False
 
 
+# settings torch accepts but that cannot train (a zero learning rate, a negative decay factor)
+POSITIVE_SETTINGS = {"optimizer.lr", "optimizer.eps", "scheduler.gamma", "scheduler.factor"}
+NON_NEGATIVE_SETTINGS = {"optimizer.momentum", "optimizer.weight_decay"}
+
+
 def check_optimizer_settings(optimizer: dict, scheduler: dict | None) -> None:
-    """Build a throw-away optimizer (and scheduler) from the configs so that torch's own checks of
-    their values (a negative learning rate, say) fail before training starts, as one InputError."""
+    """Check the settings torch accepts but that cannot train (``POSITIVE_SETTINGS``, ...), then build a
+    throw-away optimizer (and scheduler) so that torch's own checks of the rest (an Adam beta above 1,
+    say) fail before training starts, as one InputError."""
     check_buildable_config("optimizer", optimizer)
+    for group, config in (("optimizer", optimizer), ("scheduler", scheduler or {})):
+        for key, value in config.items():
+            if f"{group}.{key}" in POSITIVE_SETTINGS:
+                number(f"{group}.{key}", value, 0, low_open=True)
+            elif f"{group}.{key}" in NON_NEGATIVE_SETTINGS:
+                number(f"{group}.{key}", value, 0)
     probe = [nn.Parameter(torch.zeros(1))]
     builds = [("optimizer", optimizer, lambda build: build(probe))]
     if scheduler:
@@ -211,12 +234,12 @@ class PimaClassifier(L.LightningModule):
         feature_scale=None,
     ) -> None:
         super().__init__()
-        if not 0 <= dropout < 1:
-            raise InputError(f"model.dropout={dropout}: expected a probability in [0, 1)")
-        if l1 < 0:
-            raise InputError(f"model.l1={l1}: expected a penalty >= 0")
-        if replicas < 1:
-            raise InputError(f"model.replicas={replicas}: expected a whole number >= 1")
+        whole("model.n_features", n_features)
+        if not _is_widths(hidden):
+            raise InputError(f"model.hidden={hidden}: expected a list of whole numbers >= 1, e.g. [12, 6]")
+        number("model.dropout", dropout, 0, 1, high_open=True, what="a probability")
+        number("model.l1", l1, 0, what="a penalty")
+        whole("model.replicas", replicas)
         if optimizer is not None:  # checked as data here; built in configure_optimizers
             check_buildable_config("optimizer", optimizer)
         if scheduler:
@@ -285,10 +308,14 @@ class PimaClassifier(L.LightningModule):
         if not all(math.isfinite(loss) for loss in losses):
             replica = next(k for k, loss in enumerate(losses) if not math.isfinite(loss))
             which = f" of replica {replica}" if self.hparams.replicas > 1 else ""
+            remedy = "lower optimizer.lr"
+            if self.network[0].is_identity():
+                remedy += ", or standardise the features (data.standardize=true)"
+            elif self.hparams.optimizer and self.hparams.optimizer.get("momentum", 0) >= 1:
+                remedy += " or optimizer.momentum (below 1)"
             raise InputError(
                 f"training diverged: the training loss{which} became {losses[replica]} in epoch "
-                f"{self.current_epoch}; lower optimizer.lr, or standardise the features "
-                "(data.standardize=true)"
+                f"{self.current_epoch}; {remedy}"
             )
 
     def on_validation_epoch_end(self) -> None:

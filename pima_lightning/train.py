@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from pima_lightning.atomic import write_json
 from pima_lightning.callbacks import InterruptedCheckpoint
 from pima_lightning.checkpoint import check_resumable
+from pima_lightning.checks import whole
 from pima_lightning.errors import InputError, exit_with_one_line
 from pima_lightning.evaluate import test_and_picture
 from pima_lightning.hparams import compared_hyperparameters, write_hparams_session
@@ -38,8 +39,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     (``callbacks=early_stopping``), the test scores the weights of its best epoch.
     """
     started = time.perf_counter()
-    if cfg.checkpoint_every < 1:
-        raise InputError(f"checkpoint_every={cfg.checkpoint_every}: expected a whole number of epochs >= 1")
+    whole("seed", cfg.seed, 0, 2**32 - 1)
+    whole("checkpoint_every", cfg.checkpoint_every, unit=" of epochs")
     output_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True)
 

@@ -121,11 +121,11 @@ def test_evaluate_never_downloads_from_where_a_checkpoint_says(craft, tmp_path, 
     ("section", "key", "value", "expected"),
     [
         ("hyper_parameters", "hidden", [100_000, 100_000], "hyper_parameters describe"),  # no huge allocation
-        ("hyper_parameters", "replicas", 0, "replicas: expected a whole number"),
-        ("hyper_parameters", "dropout", "0.2; rm -rf /", "dropout: expected a number"),
+        ("hyper_parameters", "replicas", 0, "replicas=0: expected a whole number"),
+        ("hyper_parameters", "dropout", "0.2; rm -rf /", "dropout=0.2; rm -rf /: expected a number"),
         ("hyper_parameters", "hidden", "12,6", "hidden: expected a list"),
         ("datamodule_hyper_parameters", "split", "../../etc", "split: expected one of"),
-        ("datamodule_hyper_parameters", "test_size", float("nan"), "test_size: expected a number"),
+        ("datamodule_hyper_parameters", "test_size", float("nan"), "test_size=nan: expected a number"),
     ],
 )
 def test_sizes_and_split_settings_are_checked_before_use(craft, section, key, value, expected):

@@ -1,8 +1,10 @@
+import os
 import re
 
 import numpy as np
 import pytest
 
+from pima_lightning import csvfile
 from pima_lightning.csvfile import read_feature_rows, read_pima_csv
 from pima_lightning.errors import InputError
 
@@ -60,6 +62,10 @@ def test_unambiguous_variants_are_accepted(tmp_path, text):
         (ROW1 + "\n" + ROW0 + "\n1,inf,66,29,0,26.6,0.351,31,0\n", "line 3, column 2: 'inf'"),
         (ROW0[:-1] + "2\n", "line 1: the label (column 9) is '2', expected 0 or 1"),
         (ROW1[:-1] + "-1\n", "line 1: the label (column 9) is '-1', expected 0 or 1"),
+        (ROW0 + "\n1,85,1e39,29,0,26.6,0.351,31,0\n", "line 2, column 3: '1e39' is beyond float32's range"),
+        (ROW0.replace(",", "\t") + "\n", "(the file looks tab-delimited; save it with commas)"),
+        (ROW0 + "\n" + "1" * 70_000 + "\n", "line 2: longer than 65,536 characters"),
+        (ROW0 + "\n" + "1," * 40_000, "line 2: longer than 65,536 characters"),  # and no line end
     ],
     ids=[
         "empty",
@@ -71,6 +77,10 @@ def test_unambiguous_variants_are_accepted(tmp_path, text):
         "inf",
         "label-2",
         "label-minus-1",
+        "beyond-float32",
+        "tabs",
+        "long-line",
+        "endless-line",
     ],
 )
 def test_bad_files_raise_one_clear_line(tmp_path, text, expected):
@@ -88,6 +98,29 @@ def test_missing_file_and_directory_are_reported(tmp_path):
         read_pima_csv(tmp_path / "absent.csv")
     with pytest.raises(InputError, match="is a directory"):
         read_pima_csv(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_what_is_not_a_regular_file_is_refused_before_it_is_opened(tmp_path, kind):
+    """A FIFO would block the open and /dev/zero would never end: neither is read."""
+    path = tmp_path / "data.csv"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    with pytest.raises(InputError, match=r"data\.csv: not a regular file .* data\.path must name a CSV file"):
+        read_pima_csv(path)
+
+
+def test_numpy_and_the_line_by_line_reader_agree(tmp_path, pima_csv):
+    """Two readers, one answer: numpy's table is the Python parser's, header, quotes and spaces included."""
+    lines = pima_csv.read_text().splitlines()
+    text = HEADER + "\n" + "\n".join([f'"{lines[0]}"'.replace(",", '","'), " " + lines[1], *lines[2:]]) + "\n"
+    path = write(tmp_path, text)
+    by_numpy = csvfile._parsed_by_numpy(path, (9,))
+    by_line = csvfile._parsed_line_by_line(path, "data.path", (9,), csvfile.LABELLED, labelled=True)
+    np.testing.assert_array_equal(by_numpy, by_line)
+    np.testing.assert_array_equal(by_numpy, np.loadtxt(pima_csv, delimiter=","))
 
 
 def test_non_utf8_file_is_reported(tmp_path):
@@ -113,6 +146,7 @@ def test_feature_rows_accept_8_or_9_columns_and_ignore_the_label(tmp_path, pima_
             "line 2: expected 8 or 9 comma-separated values (8 features, optionally a label), found 3",
         ),
         ("1,85,66,29,0,x,0.351,31\n", "line 1, column 6: 'x' is not a number"),
+        ("-3e40,85,66,29,0,26.6,0.351,31\n", "line 1, column 1: '-3e40' is beyond float32's range"),
     ],
 )
 def test_bad_feature_rows_name_the_line_and_the_option(tmp_path, text, expected):

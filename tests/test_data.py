@@ -146,14 +146,20 @@ def test_a_class_too_rare_to_split_is_reported(tmp_path):
     rows = ["1,85,66,29,0,26.6,0.351,31,0"] * 20 + ["6,148,72,35,0,33.6,0.627,50,1"]
     path = tmp_path / "rare.csv"
     path.write_text("\n".join(rows) + "\n")
-    with pytest.raises(InputError, match=r"has no rows of class 1 \(\[20, 1\] rows of class 0, 1\)"):
+    with pytest.raises(InputError, match=r"has no rows of class 1 \(20 rows of class 0, 1 of class 1\); add"):
         setup_module_for(path)
-    path.write_text("\n".join(rows[:5]) + "\n")
-    with pytest.raises(InputError, match="has no rows of class 1"):
+    path.write_text("\n".join(rows[:5] + rows[-1:]) + "\n")
+    with pytest.raises(InputError, match="part of the split has no rows of class 1"):
         setup_module_for(path)
-    path.write_text(rows[0] + "\n")
-    with pytest.raises(InputError, match="cannot split 1 rows"):
-        setup_module_for(path)
+
+
+@pytest.mark.parametrize("split", ["random", "none"])
+def test_a_file_of_one_class_does_not_suggest_stratifying(tmp_path, split):
+    path = tmp_path / "one-class.csv"
+    path.write_text("1,85,66,29,0,26.6,0.351,31,0\n" * 20)
+    with pytest.raises(InputError) as raised:
+        setup_module_for(path, split=split)
+    assert str(raised.value).endswith("every row has label 0; a classifier needs rows of both classes")
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,17 @@
 """Lightning callbacks this package adds to training runs."""
 
+import logging
+import sys
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger(__name__)
+# what an epoch line shows, as Keras's fit() names it, and where Lightning's metrics hold it
+EPOCH_LINE = {"loss": "train/loss", "acc": "train/acc", "val_loss": "val/loss", "val_acc": "val/acc"}
 
 
 class RandomStateCheckpoint(L.Callback):
@@ -43,3 +50,52 @@ class InterruptedCheckpoint(L.Callback):
     ) -> None:
         if isinstance(exception, SIGTERMException | KeyboardInterrupt):
             trainer.save_checkpoint(self.ckpt_path, weights_only=False)
+
+
+def console_progress(enabled: bool = True, every_n_epochs: int = 10) -> ProgressBar | None:
+    """Lightning's live bar when stdout is a terminal; else ``EpochLines`` (a redrawn bar written to a
+    file or a CI log is thousands of carriage returns); None when ``trainer.enable_progress_bar=false``."""
+    if not enabled:
+        return None
+    return TQDMProgressBar() if sys.stdout.isatty() else EpochLines(every_n_epochs)
+
+
+class EpochLines(ProgressBar):
+    """Progress as lines, like Keras's ``fit(verbose=2)``: every ``every_n_epochs`` epochs and after the
+    last, ``epoch 10/150  loss 0.5120  acc 0.7520  val_loss 0.4980  val_acc 0.7640``, logged (so it
+    also reaches ``train.log``).
+
+    An epoch's line is written when the next epoch starts or training ends: the module logs the
+    training metrics in its ``on_train_epoch_end``, which Lightning calls after the callbacks'.
+    """
+
+    def __init__(self, every_n_epochs: int = 10) -> None:
+        super().__init__()
+        self.every_n_epochs, self.enabled, self.written = every_n_epochs, True, 0
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch and trainer.current_epoch % self.every_n_epochs == 0:
+            self._write(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch != self.written:
+            self._write(trainer)
+
+    def _write(self, trainer: L.Trainer) -> None:
+        """The line of the last finished epoch (``trainer.current_epoch`` counts the finished ones)."""
+        self.written = trainer.current_epoch
+        if not self.enabled or not trainer.is_global_zero:
+            return
+        of = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        values = [
+            f"{name} {float(trainer.callback_metrics[key]):.4f}"
+            for name, key in EPOCH_LINE.items()
+            if key in trainer.callback_metrics
+        ]
+        log.info("  ".join([f"epoch {trainer.current_epoch}{of}", *values]))

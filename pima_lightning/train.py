@@ -40,6 +40,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     """
     started = time.perf_counter()
     whole("seed", cfg.seed, 0, 2**32 - 1)
+    use_threads(cfg.get("torch_threads"))
     whole("checkpoint_every", cfg.checkpoint_every, unit=" of epochs")
     output_dir = Path(cfg.output_dir)
     L.seed_everything(cfg.seed, workers=True)
@@ -149,6 +150,12 @@ def interrupted(trainer: L.Trainer, stop: SystemExit) -> SystemExit:
     return SystemExit(143 if sigterm else 130)
 
 
+def use_threads(threads: int | None) -> None:
+    """Compute with ``threads`` CPU threads (``torch_threads``; None keeps torch's default)."""
+    if threads is not None:
+        torch.set_num_threads(whole("torch_threads", threads))
+
+
 def datamodule_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, PimaClassifier]:
     """The data module, read and validated (bad input fails here, before training starts), and the
     model of ``cfg``, with the feature scaling fitted on its training rows."""
@@ -171,7 +178,8 @@ def datamodule_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, PimaCl
 def instantiate_group(group: DictConfig | None) -> list:
     """The objects of a config group of named entries (``callbacks``, ``logger``), in config order;
     ``+callbacks.NAME._target_=...`` adds one, ``~callbacks.NAME`` removes one."""
-    return [instantiate(entry) for entry in (group or {}).values() if entry]
+    built = [instantiate(entry) for entry in (group or {}).values() if entry]
+    return [thing for thing in built if thing is not None]  # console_progress with the bar turned off
 
 
 def check_validation_rows_are_not_test_rows(

@@ -58,6 +58,7 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
         trial_cfg = compose(
             "config",
             overrides=[
+                "trainer.enable_progress_bar=false",  # optuna logs a line per trial; more is noise
                 *train_overrides,
                 *trial_overrides(trial, tune.space),
                 f"data.val_size={tune.val_size}",
@@ -111,7 +112,8 @@ def main(cfg: DictConfig) -> float:
         f"Best trial {result['best_trial']}: {result['best_params']}\n"
         f"  validation accuracy {result['best_val_acc']:.4f} (selected on it)\n"
         f"  test accuracy {result['test']['acc']:.4f}, AUROC {result['test']['auroc']:.4f} (evaluated once)\n"
-        f"  trials: {result['trials']}"
+        f"  trials: {result['trials']}\n"
+        f"  written to {cfg.output_dir}: best.json, best_test/ (the test), trials/<n>/ (each trial)"
     )
     return result["best_val_acc"]
 

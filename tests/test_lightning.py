@@ -19,13 +19,15 @@ SHORT = ["trainer.max_epochs=1", "trainer.limit_train_batches=10"]  # 10 minibat
 
 @pytest.fixture
 def trained(train_cli, tmp_path):
-    """``trained(*overrides, name="run")``: a finished CLI run: (run dir, metrics.json, console output)."""
+    """``trained(*overrides, name="run")``: a finished CLI run: (run dir, metrics.json, console output and
+    train.log, where Lightning's notices go)."""
 
     def run(*overrides: str, name: str = "run"):
         run_dir = tmp_path / name
         result = train_cli(*QUIET, *overrides, run_dir=run_dir)
         assert result.returncode == 0, result.stderr
-        return run_dir, json.loads((run_dir / "metrics.json").read_text()), result.stdout + result.stderr
+        output = result.stdout + result.stderr + (run_dir / "train.log").read_text()
+        return run_dir, json.loads((run_dir / "metrics.json").read_text()), output
 
     return run
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -50,6 +51,22 @@ def test_hydra_main_returns_the_test_accuracy_for_sweepers(make_config, fast):
     assert accuracy == train(cfg)["test/acc"]
     untested = make_config(*fast, "trainer.max_epochs=1", "test=false", "data.val_size=0.2")
     assert main.__wrapped__(untested) == train(untested)["val/acc"]
+
+
+def test_console_shows_model_epoch_lines_and_result_and_lightning_notices_go_to_the_log(train_cli, tmp_path):
+    """Output to a pipe (not a terminal): Keras-like lines instead of a redrawn bar, nothing else."""
+    run_dir = tmp_path / "run"
+    result = train_cli("trainer.max_epochs=3", "callbacks.progress_bar.every_n_epochs=2", run_dir=run_dir)
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Model:" and lines[15] == "Non-trainable params: 0"
+    assert lines[16].startswith("Input scaling")
+    n = r"\d\.\d{4}"
+    assert re.fullmatch(f"epoch 2/3  loss {n}  acc {n}  val_loss {n}  val_acc {n}", lines[17])
+    assert lines[18].startswith("epoch 3/3  loss ")
+    assert lines[19].startswith("Test (254 rows): accuracy ") and len(lines) == 20
+    log = (run_dir / "train.log").read_text()
+    assert "Seed set to 7" in log and "GPU available: False" in log and "epoch 3/3  loss" in log
 
 
 def test_cli_run_writes_tensorboard_checkpoint_config_and_metrics(train_cli, fast, tmp_path, read_scalars):

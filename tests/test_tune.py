@@ -31,6 +31,7 @@ def test_tiny_search_selects_on_validation_reports_test_once_and_resumes(cli, tm
     assert second.returncode == 0, second.stderr
     assert finished_trials(run_dir / "study.db") == 3
     assert "Running 1 trials (2 of 3 already finished)" in second.stdout + second.stderr
+    assert f"written to {run_dir}: best.json" in second.stdout
     best = json.loads((run_dir / "best.json").read_text())
     trial_scores = [
         json.loads((run_dir / "trials" / t / "metrics.json").read_text())["val/acc"] for t in "012"

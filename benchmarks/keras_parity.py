@@ -38,6 +38,7 @@ def run(overrides: list[str], seed: int, output_dir: str) -> dict[str, float]:
                 f"seed={seed}",
                 f"output_dir={output_dir}",
                 "trainer.enable_progress_bar=false",
+                "torch_threads=null",  # torch's default (2 here), as these figures were measured
             ],
         )
     return train(cfg)

@@ -13,7 +13,8 @@ targets of issue 11 (idiomatic Lightning: a Lightning step per minibatch):
 - Lightning's floor: benchmarks/lightning_floor.py, the plain loop's work as a bare ``LightningModule`` on
   ``Trainer(barebones=True)``, against the plain loop: what Lightning's own loop costs before anything
   this package adds (its callbacks, logger, metrics and validation).
-Both use the same thread settings; run it on an otherwise idle machine.
+Both use torch's default thread count (pima_lightning with torch_threads=null); run it on an otherwise idle
+machine.
 """
 
 import argparse
@@ -51,6 +52,7 @@ def train(*overrides: str) -> tuple[float, float]:
             "-m",
             "pima_lightning.train",
             "trainer.enable_progress_bar=false",
+            "torch_threads=null",  # torch's default, as the plain loop uses
             f"hydra.run.dir={run_dir}",
         ]
         seconds, _ = timed([sys.executable, *command, *overrides])

@@ -60,3 +60,11 @@ def test_export_defaults_beside_the_checkpoint_and_rejects_unknown_formats(check
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["last.ckpt", "last.pt2"]
     with pytest.raises(InputError, match="format=h5: expected one of onnx, torchscript, pt2"):
         export(str(checkpoint), "h5")
+
+
+def test_the_export_command_says_where_it_wrote_and_nothing_else(checkpoint_and_rows, cli, tmp_path):
+    checkpoint, _ = checkpoint_and_rows
+    output = tmp_path / "model.onnx"
+    result = cli("export", f"ckpt_path={checkpoint}", f"output={output}")
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == (f"Wrote {output}\n", "")  # no exporter notes

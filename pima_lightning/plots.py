@@ -1,5 +1,6 @@
 """Pictures of a classifier's predictions: ROC curve, precision-recall curve and confusion matrix."""
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocC
 
 from pima_lightning.atomic import atomic_path
 
+TITLE_CHARS = 40  # characters a title line holds in a 5-inch figure at matplotlib's suptitle size
 TITLES = {
     "roc_curve": "ROC curve",
     "precision_recall_curve": "precision-recall curve",
@@ -38,7 +40,8 @@ def diagnostic_figures(labels: np.ndarray, probabilities: np.ndarray, title: str
         colorbar=False,
     )
     for name, figure in figures.items():
-        figure.suptitle(f"{title}: {TITLES[name]}")
+        # what is plotted, then which rows, each on its own line(s): one line of both did not fit 5 inches
+        figure.suptitle("\n".join([TITLES[name], *textwrap.wrap(title, TITLE_CHARS)]))
     return figures
 
 

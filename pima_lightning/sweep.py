@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 METRICS = ("test/acc", "test/auroc", "test/f1", "test/precision", "test/recall", "test/loss")
 FAILURE_FILE = "failure.json"
+BASELINE = "test/majority_share"  # accuracy of always predicting the commoner class of the tested rows
 
 
 def record_failure(job_dir: Path, error: BaseException) -> None:
@@ -44,7 +45,9 @@ def collect_jobs(sweep_dir: Path) -> list[dict]:
             result = json.loads((job_dir / "metrics.json").read_text())
             row |= {
                 "status": "finished",
-                **{key: result.get(key) for key in (*METRICS, "epochs", "wall_time_s")},
+                **{
+                    key: result.get(key) for key in (*METRICS, "test/majority_share", "epochs", "wall_time_s")
+                },
             }
         elif (job_dir / FAILURE_FILE).is_file():
             row |= {"status": "failed", "error": json.loads((job_dir / FAILURE_FILE).read_text())["error"]}
@@ -69,8 +72,8 @@ def group_jobs(rows: list[dict]) -> list[dict]:
     for key, members in groups.items():
         finished = [row for row in members if row["status"] == "finished"]
         summary = {"group": key or "(all jobs)", "n": len(finished), "failed": len(members) - len(finished)}
-        for metric in (*METRICS, "wall_time_s"):
-            values = [row[metric] for row in finished]
+        for metric in (*METRICS, BASELINE, "wall_time_s"):
+            values = [row[metric] for row in finished if row[metric] is not None]
             summary[f"{metric} mean"] = statistics.mean(values) if values else None
             summary[f"{metric} std"] = statistics.stdev(values) if len(values) > 1 else None
         summaries.append(summary)
@@ -105,19 +108,35 @@ def format_groups(groups: list[dict]) -> str:
 
 
 def accuracy_chart(groups: list[dict]) -> Figure:
-    """Mean test accuracy per group, with the sample standard deviation as error bars."""
+    """Mean test accuracy per group with the sample standard deviation as error bars, and the accuracy
+    of always predicting the majority class of the scored rows (the baseline a model must beat)."""
     shown = [group for group in groups if group["test/acc mean"] is not None]
-    figure = Figure(figsize=(max(4, 1.2 * len(shown) + 2), 4), layout="constrained")
+    figure = Figure(figsize=(max(5, 1.2 * len(shown) + 2), 4), layout="constrained")
     axes = figure.add_subplot()
-    axes.bar(
-        range(len(shown)),
+    positions = range(len(shown))
+    axes.errorbar(
+        positions,
         [group["test/acc mean"] for group in shown],
         yerr=[group["test/acc std"] or 0 for group in shown],
-        capsize=4,
+        fmt="o",
+        capsize=6,
+        label="test accuracy, mean ± std over seeds",
     )
-    axes.set_xticks(range(len(shown)), [f"{group['group']}\n(n={group['n']})" for group in shown], fontsize=8)
-    axes.set_ylabel("test accuracy (mean ± std over seeds)")
-    axes.set_ylim(0.5, 1.0)
+    for position, group in zip(positions, shown, strict=True):
+        if group["test/majority_share mean"] is not None:
+            axes.hlines(
+                group["test/majority_share mean"],
+                position - 0.4,
+                position + 0.4,
+                colors="grey",
+                linestyles="--",
+            )
+    axes.plot([], [], "--", color="grey", label="majority class (always predicting it)")
+    axes.set_xticks(positions, [f"{group['group']}\n(n={group['n']})" for group in shown], fontsize=8)
+    axes.set_xlim(-0.6, len(shown) - 0.4)
+    axes.set_ylabel("accuracy on the held-out rows")
+    axes.legend(loc="lower right", fontsize=8)
+    figure.suptitle("Test accuracy per group of the sweep")
     return figure
 
 

@@ -112,11 +112,16 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         record["per_replica"] = {
             name: values for name, values in model.replica_metrics.items() if name.startswith(f"{stage}/")
         }
+    scored = f"{stage}/acc" in record  # not when no validation ran (trainer.limit_val_batches=0, say)
+    if scored:
+        rows = model.scored_rows[stage]  # fewer than the held-out rows with limit_test_batches, say
+        labels = (datamodule.test_set if stage == "test" else datamodule.val_set).tensors[1][:rows]
+        # the accuracy of always predicting the commoner class of those rows: the baseline to beat
+        record[f"{stage}/majority_share"] = max(labels.mean().item(), 1 - labels.mean().item())
     write_json(output_dir / "metrics.json", record)
-    if f"{stage}/acc" not in record:  # no validation ran (trainer.limit_val_batches=0, say)
+    if not scored:
         log.info("Trained %d epochs in %.1f s | %s", trainer.current_epoch, wall_time, output_dir)
         return results
-    rows = model.scored_rows[stage]  # fewer than the held-out rows with limit_test_batches, say
     summary, table = held_out_report(record, stage)
     log.info(
         "%s (%d rows)%s | %d epochs in %.1f s | %s%s",

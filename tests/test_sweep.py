@@ -66,6 +66,7 @@ def test_cli_multirun_writes_the_summary(cli, tmp_path):
     )
     assert "optimizer=adam" in result.stdout and "Sweep summary" in result.stdout
     assert Image.open(sweep_dir / "accuracy.png").size[0] > 300
+    assert groups[0]["test/majority_share mean"] == pytest.approx(162 / 254)  # class 0 in the test rows
 
 
 def test_a_failing_job_is_marked_and_the_others_are_kept(cli, tmp_path, pima_csv):

@@ -1,5 +1,7 @@
 """The hyperparameters a run is compared by, for the loggers and TensorBoard's HParams tab."""
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
@@ -24,6 +26,17 @@ def compared_hyperparameters(cfg: DictConfig) -> dict[str, float | int | str | b
         "max_epochs": cfg.trainer.max_epochs,
         "seed": cfg.seed,
     }
+
+
+def job_run_name() -> str:
+    """A multirun job's overrides (``optimizer=adam,seed=1``), to name its run in TensorBoard's run list,
+    where job folders are numbered; "" for a single run (its folder is the run) and outside Hydra.
+
+    Slashes in values (``data.path=/data/a.csv``) become underscores: in a run name they would nest.
+    It is the ``version`` of the loggers in ``conf/logger/`` (the ``${job_run_name:}`` resolver)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return ""
+    return HydraConfig.get().job.override_dirname.replace("/", "_")
 
 
 def write_hparams_session(log_dir: str, params: dict, metric_names: list[str]) -> None:

@@ -22,12 +22,13 @@ from pima_lightning.checkpoint import check_resumable
 from pima_lightning.checks import whole
 from pima_lightning.errors import InputError, exit_with_one_line
 from pima_lightning.evaluate import test_and_picture
-from pima_lightning.hparams import compared_hyperparameters, write_hparams_session
+from pima_lightning.hparams import compared_hyperparameters, job_run_name, write_hparams_session
 from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier, check_optimizer_settings
 from pima_lightning.summary import model_summary
 from pima_lightning.sweep import record_failure
 
 log = logging.getLogger(__name__)
+OmegaConf.register_new_resolver("job_run_name", job_run_name, replace=True)  # conf/logger/*.yaml: version
 
 
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, float]:

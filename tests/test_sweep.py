@@ -66,6 +66,9 @@ def test_cli_multirun_writes_the_summary(cli, tmp_path):
     )
     assert "optimizer=adam" in result.stdout and "Sweep summary" in result.stdout
     assert Image.open(sweep_dir / "accuracy.png").size[0] > 300
+    # TensorBoard's run list names each job by its overrides, not only by its number
+    (run,) = (sweep_dir / "3" / "tensorboard").iterdir()
+    assert run.name.startswith("optimizer=adam,seed=1,trainer.") and any(run.glob("events.out.tfevents.*"))
     assert groups[0]["test/majority_share mean"] == pytest.approx(162 / 254)  # class 0 in the test rows
 
 

@@ -1,5 +1,7 @@
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -113,12 +115,17 @@ def test_cli_adam_really_trains_with_adam_at_the_configured_lr(train_cli, fast, 
     assert read_scalars(run_dir)["lr-Adam"] == pytest.approx([0.002] * 3)
 
 
-def test_saved_run_config_reproduces_the_run(train_cli, fast, tmp_path):
+def test_the_readme_rerun_recipe_reproduces_a_run_from_another_directory(train_cli, fast, tmp_path):
     first = tmp_path / "first"
-    assert train_cli(*fast, "seed=3", "optimizer=adam", run_dir=first).returncode == 0
-    replay = tmp_path / "replay"
-    result = train_cli(f"--config-path={first / '.hydra'}", "--config-name=config", run_dir=replay)
+    assert train_cli(*fast, "seed=3", "optimizer=adam", "model.hidden=[16,8]", run_dir=first).returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    recipe = f"sed 's/^- //' {first}/.hydra/overrides.yaml | xargs {sys.executable} -m pima_lightning.train"
+    result = subprocess.run(["bash", "-c", recipe], cwd=elsewhere, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    (replay,) = (elsewhere / "outputs" / "runs").iterdir()  # a new run dir where the README says runs go
+    configs = [(d / ".hydra" / "config.yaml").read_text() for d in (first, replay)]
+    assert configs[0] == configs[1] and "hidden:\n  - 16\n  - 8\n" in configs[1]  # saved unresolved
     original, replayed = (json.loads((d / "metrics.json").read_text()) for d in (first, replay))
     for timing in ("wall_time_s", "fit_time_s"):
         assert original.pop(timing) > 0 and replayed.pop(timing) > 0

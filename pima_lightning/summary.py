@@ -13,10 +13,11 @@ from pima_lightning.errors import one_line_errors
 from pima_lightning.model import MLP
 
 
-def model_summary(network: MLP) -> str:
+def model_summary(network: MLP, scaling: str | None = None) -> str:
     """A table of each layer's name, output shape and parameter count, then the totals.
 
     With replicas, output shapes lead with the replica count and parameters count every replica.
+    ``scaling`` says how inputs will be scaled, for a network whose statistics are not fitted yet.
     """
     replicas = network.replicas
     features = torch.zeros(replicas, 1, network.n_features)
@@ -48,7 +49,7 @@ def model_summary(network: MLP) -> str:
         f"Total params: {total:,}",
         f"Trainable params: {trainable:,}",
         f"Non-trainable params: {total - trainable:,}",
-        f"Input scaling: {network[0].describe()}",
+        f"Input scaling: {scaling or network[0].describe()}",
     ]
     if replicas > 1:
         lines.append(f"Replicas: {replicas} independent copies of {total // replicas:,} parameters each")
@@ -65,7 +66,15 @@ def main(cfg: DictConfig) -> None:
             network = MLP(
                 hidden=list(cfg.model.hidden), dropout=cfg.model.dropout, replicas=cfg.model.replicas
             )
-    print(model_summary(network))
+    # an untrained network has no statistics yet: say what training will fit
+    planned = None
+    if not cfg.ckpt_path:
+        planned = (
+            "z-score with training-row statistics, fitted when training starts (data.standardize=true)"
+            if cfg.data.standardize
+            else "none (raw features; data.standardize=false)"
+        )
+    print(model_summary(network, planned))
 
 
 if __name__ == "__main__":

@@ -233,17 +233,18 @@ def held_out_report(record: dict, stage: str) -> tuple[str, str]:
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the test accuracy (validation accuracy with ``test=false``) for sweepers.
 
-    In a multirun a failing job records its error for the sweep summary and returns NaN, so that
-    the other jobs run and the summary is written; the sweep then exits non-zero.
+    A failing run leaves ``failure.json`` (its error's first line) in its run dir, so that a dir
+    holding only logs is never mistaken for an unfinished run. In a multirun the failing job then
+    returns NaN, so that the other jobs run and the summary is written; the sweep exits non-zero.
     """
     try:
         metrics = train(cfg)
         return metrics.get("test/acc", metrics.get("val/acc", float("nan")))
     except Exception as err:
+        record_failure(Path(cfg.output_dir), err)
         if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
             exit_with_one_line(err)
         log.exception("Job failed")
-        record_failure(Path(cfg.output_dir), err)
         return float("nan")
 
 

@@ -30,6 +30,8 @@ def test_config_mistakes_fail_before_training_with_one_line(train_cli, tmp_path,
     assert result.stderr.strip().splitlines()[-1] == expected
     assert "Traceback" not in result.stderr
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
+    failure = json.loads((run_dir / "failure.json").read_text())  # the run dir says why it is empty
+    assert failure["error"] == "InputError: " + expected.removeprefix("error: ")
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,10 @@ def test_summary_cli_prints_without_writing_files(cli, tmp_path):
     result = cli("summary", "model.hidden=[32,16]")
     assert result.returncode == 0, result.stderr
     assert "Total params: 833" in result.stdout
+    assert "Input scaling: z-score with training-row statistics, fitted when training starts" in result.stdout
     assert list(tmp_path.iterdir()) == []
+    raw = cli("summary", "data.standardize=false")
+    assert "Input scaling: none (raw features; data.standardize=false)" in raw.stdout
 
 
 def test_get_weights_has_keras_shapes_and_values():

@@ -1,11 +1,11 @@
-"""Memory and time of reading a large CSV: ``read_pima_csv`` on the real CSV repeated ``--copies`` times.
+"""Memory and time of reading a large CSV: ``read_labelled_csv`` on the real CSV repeated ``--copies`` times.
 
     python benchmarks/csv_memory.py [--copies 9000]
 
 9000 copies are 6.9M rows, 210 MB. Each reader runs in a fresh process that reports its peak
 resident memory above what it held before reading (``ru_maxrss`` against ``VmRSS``), divided by
 the table's float32 size (rows x 9 x 4 bytes; target of issue 12: <= 3), and the seconds it took:
-- ``read_pima_csv``: numpy's parser, then the whole-table checks (the path every good file takes);
+- ``read_labelled_csv``: numpy's parser, then the whole-table checks (the path every good file takes);
 - ``line by line``: the Python parser alone (the path a bad file takes to name its line);
 - ``np.loadtxt``: numpy alone on the path, the floor.
 """
@@ -20,10 +20,12 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
 READERS = {
-    "read_pima_csv": "from pima_lightning.csvfile import read_pima_csv; table = read_pima_csv(PATH)[0]",
+    "read_labelled_csv": (
+        "from pima_lightning.csvfile import read_labelled_csv; table = read_labelled_csv(PATH)[0]"
+    ),
     "line by line": (
         "from pima_lightning import csvfile; "
-        "table = csvfile._parsed_line_by_line(PATH, 'data.path', (9,), csvfile.LABELLED, True)"
+        "table = csvfile._parsed_line_by_line(PATH, 'data.path', csvfile.Columns(None, -1, None, ''))"
     ),
     "np.loadtxt": "import numpy as np; table = np.loadtxt(PATH, delimiter=',')",
 }

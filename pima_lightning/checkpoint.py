@@ -23,8 +23,9 @@ LIMITS = {"n_features": 100_000, "width": 100_000, "layers": 100, "replicas": 10
 def load_checkpoint(path: str | Path) -> tuple[PimaClassifier, dict]:
     """Return ``(model in eval mode, for inference only; the split settings it was trained with)``.
 
-    The split settings are ``split``, ``test_size``, ``split_seed``, ``stratify`` and ``val_size``, and
-    ``trained_on``: the CSV the run named (None for the public copy), as text to show, never to open.
+    The split settings are ``split``, ``test_size``, ``split_seed``, ``stratify``, ``val_size`` and
+    ``label_column``, and ``trained_on``: the CSV the run named (None for the public copy), as text to
+    show, never to open.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -67,8 +68,16 @@ def _network(checkpoint) -> PimaClassifier:
     held = sum(value.numel() for value in state.values())
     if implied != held:
         raise InputError(f"hyper_parameters describe {implied} numbers, the state_dict holds {held}")
+    names = settings.get("feature_names")
+    if names is not None and (
+        not isinstance(names, list | tuple)
+        or len(names) != n_features
+        or not all(isinstance(name, str) and len(name) <= 200 for name in names)
+    ):
+        raise InputError(f"feature_names: expected {n_features} names, found {names!r:.80}")
     model = PimaClassifier(
         n_features=n_features,
+        feature_names=names,
         hidden=widths,
         dropout=number("dropout", settings.get("dropout"), 0, 1, high_open=True),
         replicas=replicas,
@@ -93,6 +102,9 @@ def _split_settings(checkpoint) -> dict:
     stratify = settings.get("stratify")
     if not isinstance(stratify, bool):
         raise InputError(f"stratify: expected true or false, found {stratify!r:.80}")
+    label_column = settings.get("label_column")
+    if label_column is not None and not (isinstance(label_column, str) and len(label_column) <= 200):
+        raise InputError(f"label_column: expected a column name or nothing, found {label_column!r:.80}")
     trained_on = settings.get("path")
     if trained_on is not None and not isinstance(trained_on, str):
         raise InputError(f"path: expected text or nothing, found {type(trained_on).__name__}")
@@ -102,6 +114,7 @@ def _split_settings(checkpoint) -> dict:
         "split_seed": whole("split_seed", settings.get("split_seed"), 0, 2**32 - 1),
         "stratify": stratify,
         "val_size": number("val_size", settings.get("val_size"), 0, 1, high_open=True),
+        "label_column": label_column,
         "trained_on": trained_on,
     }
 
@@ -115,9 +128,9 @@ def _mapping(checkpoint, key: str) -> dict:
 
 # settings a run cannot change when it resumes: the checkpoint's network, scaling, optimizer state and data
 # order would silently win over them, or not fit them (the model and data module hyperparameters by name)
-FIXED_MODEL = ("n_features", "hidden", "dropout", "l1", "replicas", "optimizer", "scheduler")
-FIXED_DATA = ("path", "sha256", "split", "test_size", "split_seed", "stratify", "val_size", "standardize",
-              "batch_size")  # fmt: skip
+FIXED_MODEL = ("n_features", "feature_names", "hidden", "dropout", "l1", "replicas", "optimizer", "scheduler")
+FIXED_DATA = ("path", "label_column", "sha256", "split", "test_size", "split_seed", "stratify", "val_size",
+              "standardize", "batch_size")  # fmt: skip
 
 
 def check_resumable(ckpt_path: str | Path, model: PimaClassifier, data_settings: dict) -> int:

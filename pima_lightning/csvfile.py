@@ -1,4 +1,8 @@
-"""Read and validate a Pima CSV: 8 numeric feature columns and a 0/1 label, header optional.
+"""Read and validate a binary-classification CSV: numeric feature columns and a 0/1 label, header optional.
+
+The Pima file has 8 features, then the label, and no header; any other CSV works the same way: the
+features are every column but the label (the last one, or the one ``data.label_column`` names in a
+header), and a header's names are kept as the feature names.
 
 Two readers, one answer. numpy's C parser (``np.loadtxt``) reads the file in one pass into one
 float64 array (a 200 MB, 6.9M-row file: about 2x its float32 size at peak, see
@@ -14,56 +18,112 @@ import math
 import stat
 import warnings
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from pima_lightning.errors import InputError
 
-FEATURE_NAMES = (
-    "pregnancies",
-    "glucose",
-    "blood_pressure",
-    "skin_thickness",
-    "insulin",
-    "bmi",
-    "diabetes_pedigree",
-    "age",
-)
-N_FEATURES = len(FEATURE_NAMES)
-N_COLUMNS = N_FEATURES + 1  # features, then the label
-LABELLED = f"{N_COLUMNS} comma-separated values (8 features, then a 0/1 label)"
-FEATURES_ONLY = f"{N_FEATURES} or {N_COLUMNS} comma-separated values (8 features, optionally a label)"
-MAX_LINE_CHARS = 65_536  # a row of 9 numbers takes under 100; a longer line is not one of ours
+MAX_LINE_CHARS = 65_536  # a row of 9 numbers takes under 100; a longer line is not a row of numbers
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the model computes in float32: larger values become inf
 DELIMITERS = {";": "';'", "\t": "tab"}  # other delimiters a CSV is saved with, and what to call them
 
 
-def read_pima_csv(path: str | Path, option: str = "data.path") -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(features, labels)``: float64 ``(n, 8)`` and int64 ``(n,)`` in file order.
+class LabelledRows(NamedTuple):
+    """A labelled CSV's rows: float64 ``features (n, k)``, int64 ``labels (n,)``, and the features'
+    names from its header (None without one)."""
 
-    ``option`` is the setting that named the file; error messages tell the user to change it.
-    """
-    table = _read_table(Path(path), option, widths=(N_COLUMNS,), expected=LABELLED, labelled=True)
-    return table[:, :N_FEATURES], table[:, N_FEATURES].astype(np.int64)
-
-
-def read_feature_rows(path: str | Path, option: str = "input") -> np.ndarray:
-    """Return the features, float64 ``(n, 8)``, of rows that may or may not end with a label (ignored)."""
-    table = _read_table(Path(path), option, widths=(N_FEATURES, N_COLUMNS), expected=FEATURES_ONLY)
-    return table[:, :N_FEATURES]
+    features: np.ndarray
+    labels: np.ndarray
+    feature_names: list[str] | None
 
 
-def _read_table(
-    path: Path, option: str, widths: tuple[int, ...], expected: str, labelled=False
-) -> np.ndarray:
-    """The data rows as a float64 array; all lines must have the width of the first one."""
+class Columns(NamedTuple):
+    """Which cells of a line are read: ``features`` (column indices), ``label`` (its index, or None when
+    the label is not read), ``widths`` (accepted cell counts; None: any, as long as every line has the
+    first line's) and ``expected`` (what a line must hold, for messages)."""
+
+    features: Sequence[int] | None  # None: every column but the label
+    label: int | None
+    widths: tuple[int, ...] | None
+    expected: str
+
+
+def read_labelled_csv(
+    path: str | Path, option: str = "data.path", label_column: str | None = None
+) -> LabelledRows:
+    """The rows of a labelled CSV in file order. The label is the last column, or the header's column
+    named ``label_column``; every other column is a feature. ``option`` is the setting that named the
+    file: error messages tell the user to change it."""
+    path = Path(path)
     _check_regular_file(path, option)
-    table = _parsed_by_numpy(path, widths)
-    if table is None or not _acceptable(table, widths, labelled):
-        table = _parsed_line_by_line(path, option, widths, expected, labelled)
-    return table
+    header = _header(path)
+    label = -1
+    if label_column is not None:
+        if header is None:
+            raise InputError(
+                f"data.label_column={label_column}: {path} has no header line naming its columns; "
+                "add one, or leave data.label_column unset to take the last column as the label"
+            )
+        if label_column not in header:
+            raise InputError(
+                f"data.label_column={label_column}: {path} has no such column (its header: "
+                f"{', '.join(header)[:300]})"
+            )
+        label = header.index(label_column)
+    expected = (
+        "{width} comma-separated values ({features} features, then a 0/1 label)"
+        if label == -1
+        else f"{{width}} comma-separated values ({{features}} features and the 0/1 label {label_column!r})"
+    )
+    table = _read_table(path, option, Columns(None, label, None, expected))
+    width = table.shape[1]
+    label %= width
+    features = table[:, :label] if label == width - 1 else np.delete(table, label, axis=1)
+    names = (
+        None if header is None or len(header) != width else [n for i, n in enumerate(header) if i != label]
+    )
+    return LabelledRows(features, table[:, label].astype(np.int64), names)
+
+
+def read_feature_rows(
+    path: str | Path, n_features: int, option: str = "input", feature_names: Sequence[str] | None = None
+) -> np.ndarray:
+    """The features, float64 ``(n, n_features)``, of rows that may also hold a label (not read).
+
+    With ``feature_names`` (the model's, from its training CSV's header) and a header in the file, the
+    features are the columns of those names, in that order; otherwise the first ``n_features`` columns.
+    """
+    path = Path(path)
+    _check_regular_file(path, option)
+    header, columns = _header(path), list(range(n_features))
+    if header is not None and feature_names is not None:
+        missing = [name for name in feature_names if name not in header]
+        if missing:
+            raise InputError(
+                f"{path}: no column {missing[0]!r}, which the model was trained on; its columns: "
+                f"{', '.join(feature_names)[:300]}"
+            )
+        columns = [header.index(name) for name in feature_names]
+    widths = (n_features, n_features + 1)
+    expected = (
+        f"{n_features} or {n_features + 1} comma-separated values ({n_features} features, optionally a label)"
+    )
+    return _read_table(path, option, Columns(columns, None, widths, expected))
+
+
+def _read_table(path: Path, option: str, columns: Columns) -> np.ndarray:
+    """The data rows as a float64 array, every column of a line (numpy's reading) or only the columns
+    read (the line-by-line reader's); all lines must have the width of the first one."""
+    table = _parsed_by_numpy(path)
+    if table is None or not _acceptable(table, columns):
+        return _parsed_line_by_line(path, option, columns)
+    if columns.features is None:
+        return table
+    wanted = list(columns.features)
+    return table[:, : len(wanted)] if wanted == list(range(len(wanted))) else table[:, wanted]
 
 
 def _check_regular_file(path: Path, option: str) -> None:
@@ -83,7 +143,7 @@ def _check_regular_file(path: Path, option: str) -> None:
         )
 
 
-def _parsed_by_numpy(path: Path, widths: tuple[int, ...]) -> np.ndarray | None:
+def _parsed_by_numpy(path: Path) -> np.ndarray | None:
     """Every data row parsed by numpy in one pass, or None if numpy cannot parse the file."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -91,43 +151,63 @@ def _parsed_by_numpy(path: Path, widths: tuple[int, ...]) -> np.ndarray | None:
             first = next(lines, None)
             if first is None:
                 return None
-            body = lines if _is_header(next(csv.reader([first])), widths) else itertools.chain([first], lines)
+            body = lines if _is_header(next(csv.reader([first]))) else itertools.chain([first], lines)
             with warnings.catch_warnings():  # a header alone: the line-by-line reader says "no data rows"
                 warnings.filterwarnings("ignore", "loadtxt: input contained no data")
                 return np.loadtxt(body, delimiter=",", comments=None, quotechar='"', ndmin=2)
     except InputError:
         raise
-    except (
-        ValueError
-    ):  # numbers numpy cannot parse, a ragged row, not UTF-8: the line-by-line reader says where
+    except ValueError:  # unparsable numbers, ragged rows, not UTF-8: the line-by-line reader says where
         return None
 
 
-def _acceptable(table: np.ndarray, widths: tuple[int, ...], labelled: bool) -> bool:
-    """Whether numpy's table holds rows of an accepted width, features within float32's range and 0/1
-    labels; checked a column at a time to keep temporary arrays small."""
-    if len(table) == 0 or table.shape[1] not in widths:
+def _read_columns(columns: Columns, width: int) -> tuple[list[int], int | None]:
+    """The feature columns and the label column (or None) of a line of ``width`` cells."""
+    label = None if columns.label is None else columns.label % width
+    features = columns.features or [column for column in range(width) if column != label]
+    return list(features), label
+
+
+def _acceptable(table: np.ndarray, columns: Columns) -> bool:
+    """Whether numpy's table has an accepted width, features within float32's range and 0/1 labels;
+    checked a column at a time to keep temporary arrays small."""
+    width = table.shape[1]
+    if len(table) == 0 or width not in (columns.widths or range(2, width + 1)):
         return False
-    features_ok = all(bool((np.abs(column) <= FLOAT32_MAX).all()) for column in table[:, :N_FEATURES].T)
-    return features_ok and (not labelled or bool(np.isin(table[:, N_FEATURES], (0.0, 1.0)).all()))
+    features, label = _read_columns(columns, width)
+    if max(features) >= width:
+        return False
+    features_ok = all(bool((np.abs(table[:, column]) <= FLOAT32_MAX).all()) for column in features)
+    return features_ok and (label is None or bool(np.isin(table[:, label], (0.0, 1.0)).all()))
 
 
-def _parsed_line_by_line(
-    path: Path, option: str, widths: tuple[int, ...], expected: str, labelled: bool
-) -> np.ndarray:
-    """Parse every data line in Python; raise InputError naming the first bad line, if any."""
-    values, width = array("d"), None  # 8 bytes a value, as numpy's table: no list of Python floats
-    for line, cells in _data_lines(path, widths):
-        width = width or len(cells)
-        if len(cells) in widths and len(cells) != width:
+def _parsed_line_by_line(path: Path, option: str, columns: Columns) -> np.ndarray:
+    """Parse every data line in Python, raising InputError at the first bad one: a labelled table
+    keeps every column, a table of features only the columns read, in their order."""
+    values, width, read = array("d"), None, []  # 8 bytes a value, as numpy's table: no Python floats
+    for line, cells in _data_lines(path):
+        if width is None:
+            width = len(cells) if columns.widths is None or len(cells) in columns.widths else 0
+            features, label = _read_columns(columns, max(width, 1))
+            read = [*features, label] if label is not None and columns.features is None else features
+            read = sorted(read) if columns.features is None else read
+        expected = (
+            columns.expected.format(width=width, features=width - 1)
+            if width >= 2
+            else "2 or more comma-separated values (features, then a 0/1 label)"
+        )
+        if len(cells) not in (columns.widths or (width,)) or width < 2 or max(read) >= len(cells):
+            seen = [name for delimiter, name in DELIMITERS.items() if delimiter in cells[0]]
+            hint = f" (the file looks {seen[0]}-delimited; save it with commas)" if seen else ""
+            raise InputError(f"{path}, line {line}: expected {expected}, found {len(cells)}{hint}")
+        if len(cells) != width:
             raise InputError(
                 f"{path}, line {line}: {len(cells)} values, but the lines before it have {width}"
             )
-        values.extend(_parse_row(path, line, cells, widths, expected, labelled))
+        values.extend(_parse_row(path, line, cells, read, label))
     if width is None:
-        raise InputError(f"{path}: no data rows; expected lines of {expected}")
-    parsed = width if labelled else N_FEATURES
-    return np.frombuffer(values, dtype=np.float64).reshape(-1, parsed)
+        raise InputError(f"{path}: no data rows; expected lines of comma-separated numbers")
+    return np.frombuffer(values, dtype=np.float64).reshape(-1, len(read))
 
 
 def _bounded_lines(handle, path: Path) -> Iterator[str]:
@@ -144,8 +224,8 @@ def _bounded_lines(handle, path: Path) -> Iterator[str]:
         yield line
 
 
-def _data_lines(path: Path, widths: tuple[int, ...]) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(line_number, cells)`` for each non-blank line, skipping a header line."""
+def _data_lines(path: Path, skip_header: bool = True) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line_number, cells)`` for each non-blank line, skipping a header line (if asked)."""
     try:
         # utf-8-sig drops a byte-order mark; newline="" lets csv handle \r\n line endings
         with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -153,7 +233,7 @@ def _data_lines(path: Path, widths: tuple[int, ...]) -> Iterator[tuple[int, list
             for cells in (reader := csv.reader(_bounded_lines(handle, path))):
                 if not any(cell.strip() for cell in cells):
                     continue
-                if first and _is_header(cells, widths):
+                if first and skip_header and _is_header(cells):
                     first = False
                     continue
                 first = False
@@ -162,9 +242,17 @@ def _data_lines(path: Path, widths: tuple[int, ...]) -> Iterator[tuple[int, list
         raise InputError(f"{path}: not UTF-8 text ({err.reason}); expected a CSV file") from None
 
 
-def _is_header(cells: list[str], widths: tuple[int, ...]) -> bool:
-    """A header is a first line of an accepted width in which no cell is a number."""
-    return len(cells) in widths and not any(_is_number(cell) for cell in cells)
+def _is_header(cells: list[str]) -> bool:
+    """A header is a first line of two or more cells in which no cell is a number (a lone cell is a
+    line whose delimiter is not a comma)."""
+    return len(cells) > 1 and not any(_is_number(cell) for cell in cells)
+
+
+def _header(path: Path) -> list[str] | None:
+    """The names in the file's header line (stripped), or None if its first line holds a number."""
+    for _, cells in _data_lines(path, skip_header=False):
+        return [cell.strip() for cell in cells] if _is_header(cells) else None
+    return None
 
 
 def _is_number(cell: str) -> bool:
@@ -175,37 +263,30 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _parse_row(
-    path: Path, line: int, cells: list[str], widths: tuple[int, ...], expected: str, labelled: bool
-) -> list[float]:
-    """Convert one line's cells to floats, or raise InputError naming the line and the problem."""
-    if len(cells) not in widths:
-        seen = [name for delimiter, name in DELIMITERS.items() if delimiter in cells[0]]
-        hint = f" (the file looks {seen[0]}-delimited; save it with commas)" if seen else ""
-        raise InputError(f"{path}, line {line}: expected {expected}, found {len(cells)}{hint}")
-    # a label column is parsed only where it is used
-    parsed = cells if labelled else cells[:N_FEATURES]
+def _parse_row(path: Path, line: int, cells: list[str], read: list[int], label: int | None) -> list[float]:
+    """Convert the cells ``read`` to floats, or raise InputError naming the line, column and problem."""
     values = []
-    for column, cell in enumerate(parsed, start=1):
+    for column in read:
+        cell = cells[column]
         try:
             value = float(cell)
         except ValueError:
             raise InputError(
-                f"{path}, line {line}, column {column}: {cell.strip()!r} is not a number"
+                f"{path}, line {line}, column {column + 1}: {cell.strip()!r} is not a number"
             ) from None
         if not math.isfinite(value):
             raise InputError(
-                f"{path}, line {line}, column {column}: {cell.strip()!r} is not a finite number; "
+                f"{path}, line {line}, column {column + 1}: {cell.strip()!r} is not a finite number; "
                 "remove or impute that row"
+            )
+        if column == label and value not in (0.0, 1.0):
+            raise InputError(
+                f"{path}, line {line}: the label (column {column + 1}) is {cell.strip()!r}, expected 0 or 1"
             )
         if abs(value) > FLOAT32_MAX:
             raise InputError(
-                f"{path}, line {line}, column {column}: {cell.strip()!r} is beyond float32's range "
+                f"{path}, line {line}, column {column + 1}: {cell.strip()!r} is beyond float32's range "
                 f"(±{FLOAT32_MAX:.1e}), in which the model computes; remove or rescale that value"
             )
         values.append(value)
-    if labelled and values[-1] not in (0.0, 1.0):
-        raise InputError(
-            f"{path}, line {line}: the label (column {N_COLUMNS}) is {cells[-1].strip()!r}, expected 0 or 1"
-        )
     return values

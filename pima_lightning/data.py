@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
 from pima_lightning.checks import flag, number, whole
-from pima_lightning.csvfile import read_pima_csv
+from pima_lightning.csvfile import read_labelled_csv
 from pima_lightning.download import ensure_dataset
 from pima_lightning.errors import InputError
 
@@ -24,7 +24,9 @@ DEFAULT_DATA_DIR = "~/.cache/pima_lightning"  # where the public copy is downloa
 
 
 class PimaDataModule(L.LightningDataModule):
-    """Training rows, validation rows and the held-out test rows of a Pima CSV.
+    """Training rows, validation rows and the held-out test rows of a Pima CSV, or of any CSV of numeric
+    features and a 0/1 label (``path``; ``label_column`` names the label in its header, else the last
+    column is the label). ``n_features`` and ``feature_names`` (the header's, or None) come from the file.
 
     ``split`` picks the held-out rows: ``random`` is ``train_test_split(X, Y, test_size,
     random_state=split_seed)``'s test part, in sklearn's order; ``last`` is the last ``test_size``
@@ -52,6 +54,7 @@ class PimaDataModule(L.LightningDataModule):
         batch_size: int = 10,
         eval_batch_size: int = 128,
         replicas: int = 1,
+        label_column: str | None = None,
     ) -> None:
         super().__init__()
         if split not in SPLITS:
@@ -63,6 +66,10 @@ class PimaDataModule(L.LightningDataModule):
             whole(f"data.{name}", size)
         for name, value in (("stratify", stratify), ("standardize", standardize)):
             flag(f"data.{name}", value)
+        if label_column is not None and not isinstance(label_column, str):
+            raise InputError(
+                f"data.label_column={label_column}: expected a column name from the CSV's header"
+            )
         try:
             whole("data.replicas", replicas)
         except InputError as err:
@@ -70,6 +77,7 @@ class PimaDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         self.csv_path = Path(path or Path(data_dir) / DATASET_FILENAME).expanduser()
         self.train_set: TensorDataset | None = None
+        self.n_features, self.feature_names = 0, None  # from the CSV, in setup()
 
     def prepare_data(self) -> None:
         """Download the public copy when no ``path`` is given (once; verified; atomic)."""
@@ -81,7 +89,8 @@ class PimaDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
-        features, labels = read_pima_csv(self.csv_path)
+        features, labels, self.feature_names = read_labelled_csv(self.csv_path, label_column=hp.label_column)
+        self.n_features = features.shape[1]
         if len(set(labels.tolist())) == 1:  # no split or stratification can help
             raise InputError(
                 f"{self.csv_path}: every row has label {labels[0]}; a classifier needs rows of both classes"

@@ -72,7 +72,12 @@ def evaluate(
     trained_on = split.pop("trained_on")
     if rows == "all":
         # every row of the given file, scaled with the statistics stored in the model
-        data_settings = {"path": data_path, "split": "none", "val_size": 0.0}
+        data_settings = {
+            "path": data_path,
+            "split": "none",
+            "val_size": 0.0,
+            "label_column": split["label_column"],
+        }
         described = "rows (every row)"
     elif data_path is None and trained_on is not None:
         raise InputError(
@@ -85,6 +90,14 @@ def evaluate(
     datamodule = PimaDataModule(**data_settings)
     datamodule.prepare_data()
     datamodule.setup("test")
+    trained = (model.hparams.n_features, model.hparams.feature_names)
+    names_differ = datamodule.feature_names and trained[1] and datamodule.feature_names != trained[1]
+    if datamodule.n_features != trained[0] or names_differ:
+        raise InputError(
+            f"{datamodule.csv_path} has {datamodule.n_features} features "
+            f"({', '.join(datamodule.feature_names or ['no header'])[:200]}); the model was trained on "
+            f"{trained[0]} ({', '.join(trained[1] or ['no header'])[:200]})"
+        )
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,

@@ -219,6 +219,8 @@ class PimaClassifier(L.LightningModule):
     ``optimizer`` and ``scheduler`` are Hydra configs (``_partial_: true``) kept as plain dicts and
     built only when training starts (``configure_optimizers``), after ``check_buildable_config`` has
     allowed them; ``optimizer=None`` makes a model for inference only (``checkpoint.load_checkpoint``).
+    ``n_features`` and ``feature_names`` come from the training CSV (its header's names, or None) and
+    travel in the checkpoint: ``predict`` picks its input columns by them, ``summary`` lists them.
     """
 
     def __init__(
@@ -232,9 +234,14 @@ class PimaClassifier(L.LightningModule):
         replicas: int = 1,
         feature_mean=None,
         feature_scale=None,
+        feature_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         whole("model.n_features", n_features)
+        if feature_names is not None:
+            feature_names = list(feature_names)
+            if len(feature_names) != n_features or not all(isinstance(name, str) for name in feature_names):
+                raise InputError(f"feature_names: expected {n_features} names, found {feature_names!r:.200}")
         if not _is_widths(hidden):
             raise InputError(f"model.hidden={hidden}: expected a list of whole numbers >= 1, e.g. [12, 6]")
         number("model.dropout", dropout, 0, 1, high_open=True, what="a probability")

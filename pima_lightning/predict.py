@@ -25,7 +25,10 @@ def predict(ckpt_path: str, input_path: str, output_path: Path) -> np.ndarray:
     """Write ``probability,class`` for every row of ``input_path``; return the probabilities."""
     check_output(output_path, "output", {"input": input_path, "ckpt_path": ckpt_path})
     model, _ = load_checkpoint(ckpt_path)
-    probabilities = model.predict_proba(read_feature_rows(input_path, option="input"))
+    rows = read_feature_rows(
+        input_path, model.hparams.n_features, option="input", feature_names=model.hparams.feature_names
+    )
+    probabilities = model.predict_proba(rows)
     table = io.StringIO()
     np.savetxt(
         table,

@@ -13,11 +13,12 @@ from pima_lightning.errors import one_line_errors
 from pima_lightning.model import MLP
 
 
-def model_summary(network: MLP, scaling: str | None = None) -> str:
+def model_summary(network: MLP, scaling: str | None = None, feature_names: list[str] | None = None) -> str:
     """A table of each layer's name, output shape and parameter count, then the totals.
 
     With replicas, output shapes lead with the replica count and parameters count every replica.
-    ``scaling`` says how inputs will be scaled, for a network whose statistics are not fitted yet.
+    ``scaling`` says how inputs will be scaled, for a network whose statistics are not fitted yet;
+    ``feature_names`` (a header's) are listed in input order.
     """
     replicas = network.replicas
     features = torch.zeros(replicas, 1, network.n_features)
@@ -51,6 +52,8 @@ def model_summary(network: MLP, scaling: str | None = None) -> str:
         f"Non-trainable params: {total - trainable:,}",
         f"Input scaling: {scaling or network[0].describe()}",
     ]
+    if feature_names:
+        lines.append(f"Inputs: {', '.join(feature_names)}")
     if replicas > 1:
         lines.append(f"Replicas: {replicas} independent copies of {total // replicas:,} parameters each")
     return "\n".join(lines)
@@ -60,8 +63,10 @@ def model_summary(network: MLP, scaling: str | None = None) -> str:
 def main(cfg: DictConfig) -> None:
     """Print the summary of a trained network (``ckpt_path=...``) or of the configured one."""
     with one_line_errors():
+        names = None
         if cfg.ckpt_path:
-            network = load_checkpoint(cfg.ckpt_path)[0].network
+            model = load_checkpoint(cfg.ckpt_path)[0]
+            network, names = model.network, model.hparams.feature_names
         else:
             network = MLP(
                 hidden=list(cfg.model.hidden), dropout=cfg.model.dropout, replicas=cfg.model.replicas
@@ -74,7 +79,7 @@ def main(cfg: DictConfig) -> None:
             if cfg.data.standardize
             else "none (raw features; data.standardize=false)"
         )
-    print(model_summary(network, planned))
+    print(model_summary(network, planned, names))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     if cfg.ckpt_path:
         epoch = check_resumable(cfg.ckpt_path, model, dict(datamodule.hparams))
         log.info("Resuming %s after epoch %d", cfg.ckpt_path, epoch)
-    log.info("Model:\n%s", model_summary(model.network))
+    log.info("Model:\n%s", model_summary(model.network, feature_names=datamodule.feature_names))
     callbacks = [*instantiate_group(cfg.callbacks), *callbacks]
     check_validation_rows_are_not_test_rows(cfg, model, callbacks)
     trainer = instantiate(
@@ -172,6 +172,8 @@ def datamodule_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, PimaCl
     scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True) or None
     model = PimaClassifier(
         **OmegaConf.to_container(cfg.model, resolve=True),
+        n_features=datamodule.n_features,  # the input width follows the CSV
+        feature_names=datamodule.feature_names,
         optimizer=optimizer,
         scheduler=scheduler,
         feature_mean=datamodule.feature_mean,

@@ -5,12 +5,17 @@ import numpy as np
 import pytest
 
 from pima_lightning import csvfile
-from pima_lightning.csvfile import read_feature_rows, read_pima_csv
+from pima_lightning.csvfile import Columns, read_feature_rows, read_labelled_csv
 from pima_lightning.errors import InputError
 
 HEADER = "Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome"
 ROW0 = "6,148,72,35,0,33.6,0.627,50,1"
 ROW1 = "1,85,66,29,0,26.6,0.351,31,0"
+
+
+def read_pima_csv(path):
+    """Features and labels, as the data module reads them."""
+    return read_labelled_csv(path)[:2]
 
 
 def write(tmp_path, text: str, name="data.csv", encoding="utf-8"):
@@ -117,8 +122,8 @@ def test_numpy_and_the_line_by_line_reader_agree(tmp_path, pima_csv):
     lines = pima_csv.read_text().splitlines()
     text = HEADER + "\n" + "\n".join([f'"{lines[0]}"'.replace(",", '","'), " " + lines[1], *lines[2:]]) + "\n"
     path = write(tmp_path, text)
-    by_numpy = csvfile._parsed_by_numpy(path, (9,))
-    by_line = csvfile._parsed_line_by_line(path, "data.path", (9,), csvfile.LABELLED, labelled=True)
+    by_numpy = csvfile._parsed_by_numpy(path)
+    by_line = csvfile._parsed_line_by_line(path, "data.path", Columns(None, -1, None, "{width} values"))
     np.testing.assert_array_equal(by_numpy, by_line)
     np.testing.assert_array_equal(by_numpy, np.loadtxt(pima_csv, delimiter=","))
 
@@ -130,11 +135,11 @@ def test_non_utf8_file_is_reported(tmp_path):
 
 def test_feature_rows_accept_8_or_9_columns_and_ignore_the_label(tmp_path, pima_csv):
     features, _ = read_pima_csv(pima_csv)
-    np.testing.assert_array_equal(read_feature_rows(pima_csv), features)
+    np.testing.assert_array_equal(read_feature_rows(pima_csv, 8), features)
     unlabelled = write(tmp_path, ",".join(HEADER.split(",")[:8]) + "\n" + ROW0[:-2] + "\n" + ROW1[:-2] + "\n")
-    np.testing.assert_array_equal(read_feature_rows(unlabelled), features[:2])
+    np.testing.assert_array_equal(read_feature_rows(unlabelled, 8), features[:2])
     odd_labels = write(tmp_path, ROW0[:-1] + "yes\n" + ROW1[:-1] + "7\n", name="odd.csv")
-    np.testing.assert_array_equal(read_feature_rows(odd_labels), features[:2])
+    np.testing.assert_array_equal(read_feature_rows(odd_labels, 8), features[:2])
 
 
 @pytest.mark.parametrize(
@@ -151,6 +156,6 @@ def test_feature_rows_accept_8_or_9_columns_and_ignore_the_label(tmp_path, pima_
 )
 def test_bad_feature_rows_name_the_line_and_the_option(tmp_path, text, expected):
     with pytest.raises(InputError, match=re.escape(expected)):
-        read_feature_rows(write(tmp_path, text))
+        read_feature_rows(write(tmp_path, text), 8)
     with pytest.raises(InputError, match=re.escape("give an existing CSV with input=/path/to/file.csv")):
-        read_feature_rows(tmp_path / "absent.csv")
+        read_feature_rows(tmp_path / "absent.csv", 8)

@@ -1,0 +1,90 @@
+"""Any binary-classification CSV: feature count and names come from the file and travel with the model."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.csvfile import read_labelled_csv
+from pima_lightning.errors import InputError
+from pima_lightning.evaluate import evaluate
+from pima_lightning.predict import predict
+
+NAMES = ["age", "dose", "outcome", "weight", "score", "pressure"]  # the label is the third column
+
+
+@pytest.fixture(scope="module")
+def five_feature_csv(tmp_path_factory):
+    """400 rows of 5 features (4 decimals) with a header, the label third; class 1 when a mix is high."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(400, 5)).round(4)
+    noise = rng.normal(scale=0.5, size=400)
+    labels = (features @ np.array([1.5, -1.0, 0.5, 0.0, 1.0]) + noise > 0).astype(int)
+    table = np.column_stack([features[:, :2], labels, features[:, 2:]])
+    path = tmp_path_factory.mktemp("data") / "five.csv"
+    lines = [",".join(NAMES)] + [
+        ",".join(f"{value:.4f}" if i != 2 else str(int(value)) for i, value in enumerate(row))
+        for row in table
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path, features, labels
+
+
+def test_the_reader_takes_the_named_label_and_keeps_the_other_names(five_feature_csv):
+    path, features, labels = five_feature_csv
+    read = read_labelled_csv(path, label_column="outcome")
+    np.testing.assert_allclose(read.features, features, atol=1e-4)
+    assert read.labels.tolist() == labels.tolist()
+    assert read.feature_names == ["age", "dose", "weight", "score", "pressure"]
+    with pytest.raises(
+        InputError, match=r"data.label_column=result: .* has no such column \(its header: age, dose"
+    ):
+        read_labelled_csv(path, label_column="result")
+
+
+def test_train_predict_evaluate_and_summary_on_a_five_feature_csv(
+    five_feature_csv, train_cli, cli, tmp_path, pima_csv
+):
+    path, features, _ = five_feature_csv
+    run_dir = tmp_path / "run"
+    result = train_cli(
+        f"data.path={path}", "data.label_column=outcome", "trainer.max_epochs=30", "optimizer=adam",
+        "optimizer.lr=0.01", run_dir=run_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Inputs: age, dose, weight, score, pressure" in result.stdout
+    assert "1 (ReplicatedLinear)   (None, 12)          72" in result.stdout  # 5 inputs: 5*12 + 12
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test/acc"] > 0.8  # the rule is learnable: far above the majority class
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    model, split = load_checkpoint(checkpoint)
+    assert model.hparams.feature_names == ["age", "dose", "weight", "score", "pressure"]
+    assert split["label_column"] == "outcome"
+
+    # predict picks the model's columns by name, in any order, ignoring others
+    reordered = tmp_path / "reordered.csv"
+    order = [4, 0, 3, 1, 2]  # pressure, age, score, dose, weight
+    names = ["pressure", "age", "score", "dose", "weight"]
+    reordered.write_text(
+        ",".join(names)
+        + "\n"
+        + "\n".join(",".join(f"{v:.4f}" for v in row[order]) for row in features[:50])
+        + "\n"
+    )
+    probabilities = predict(str(checkpoint), str(reordered), tmp_path / "p.csv")
+    np.testing.assert_allclose(probabilities, model.predict_proba(features[:50]), atol=1e-5)
+    missing = tmp_path / "missing.csv"
+    missing.write_text("age,dose,weight,score,height\n" + "1,2,3,4,5\n")
+    with pytest.raises(InputError, match="no column 'pressure', which the model was trained on"):
+        predict(str(checkpoint), str(missing), tmp_path / "q.csv")
+
+    # evaluate on the held-out rows of the same file, by the stored label column; refused on another file
+    report = evaluate(str(checkpoint), tmp_path / "evaluation", str(path), "held_out")
+    assert report["n_rows"] == 132 and report["acc"] == pytest.approx(metrics["test/acc"])
+    with pytest.raises(InputError, match=r"has 8 features \(no header\); the model was trained on 5 \(age,"):
+        evaluate(str(checkpoint), tmp_path / "other", str(pima_csv), "all")
+
+    summary = cli("summary", f"ckpt_path={checkpoint}")
+    assert "Inputs: age, dose, weight, score, pressure" in summary.stdout
+    assert "Total params: 157" in summary.stdout  # 5*12+12 + 12*6+6 + 6+1

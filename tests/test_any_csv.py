@@ -80,10 +80,15 @@ def test_train_predict_evaluate_and_summary_on_a_five_feature_csv(
         predict(str(checkpoint), str(missing), tmp_path / "q.csv")
 
     # evaluate on the held-out rows of the same file, by the stored label column; refused on another file
+    (tmp_path / "evaluation").mkdir()
     report = evaluate(str(checkpoint), tmp_path / "evaluation", str(path), "held_out")
     assert report["n_rows"] == 132 and report["acc"] == pytest.approx(metrics["test/acc"])
-    with pytest.raises(InputError, match=r"has 8 features \(no header\); the model was trained on 5 \(age,"):
-        evaluate(str(checkpoint), tmp_path / "other", str(pima_csv), "all")
+    other = tmp_path / "other.csv"
+    other.write_text("a,b,outcome\n" + "1,2,0\n3,4,1\n" * 5)
+    with pytest.raises(InputError, match=r"has 2 features \(a, b\); the model was trained on 5 \(age, dose,"):
+        evaluate(str(checkpoint), tmp_path / "evaluation", str(other), "all")
+    with pytest.raises(InputError, match=r"label_column=outcome: .* has no header line naming its columns"):
+        evaluate(str(checkpoint), tmp_path / "evaluation", str(pima_csv), "all")
 
     summary = cli("summary", f"ckpt_path={checkpoint}")
     assert "Inputs: age, dose, weight, score, pressure" in summary.stdout

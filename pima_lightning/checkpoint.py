@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from pima_lightning.checks import number, whole
-from pima_lightning.data import SPLITS
+from pima_lightning.data import FOLD_SCOPES, SPLITS
 from pima_lightning.errors import InputError
 from pima_lightning.model import PimaClassifier, check_buildable_config
 
@@ -115,7 +115,24 @@ def _split_settings(checkpoint) -> dict:
         "stratify": stratify,
         "val_size": number("val_size", settings.get("val_size"), 0, 1, high_open=True),
         "label_column": label_column,
+        **_fold_settings(settings),
         "trained_on": trained_on,
+    }
+
+
+def _fold_settings(settings: dict) -> dict:
+    """The cross-validation fold a run held out (none for checkpoints from before folds existed)."""
+    folds = whole("folds", settings.get("folds", 0), 0, 1_000)
+    if not folds:
+        return {}
+    scope = settings.get("fold_scope")
+    if scope not in FOLD_SCOPES:
+        raise InputError(f"fold_scope: expected one of {', '.join(FOLD_SCOPES)}, found {scope!r:.80}")
+    return {
+        "folds": folds,
+        "fold": whole("fold", settings.get("fold"), 0, folds - 1),
+        "fold_seed": whole("fold_seed", settings.get("fold_seed"), 0, 2**32 - 1),
+        "fold_scope": scope,
     }
 
 
@@ -130,7 +147,7 @@ def _mapping(checkpoint, key: str) -> dict:
 # order would silently win over them, or not fit them (the model and data module hyperparameters by name)
 FIXED_MODEL = ("n_features", "feature_names", "hidden", "dropout", "l1", "replicas", "optimizer", "scheduler")
 FIXED_DATA = ("path", "label_column", "sha256", "split", "test_size", "split_seed", "stratify", "val_size",
-              "standardize", "batch_size")  # fmt: skip
+              "standardize", "batch_size", "folds", "fold", "fold_seed", "fold_scope")  # fmt: skip
 
 
 def check_resumable(ckpt_path: str | Path, model: PimaClassifier, data_settings: dict) -> int:
@@ -150,8 +167,9 @@ def check_resumable(ckpt_path: str | Path, model: PimaClassifier, data_settings:
         raise InputError(
             f"ckpt_path={path}: not a pima_lightning checkpoint ({type(err).__name__})"
         ) from None
-    then = _flat("model", {key: saved_model.get(key) for key in FIXED_MODEL})
-    then |= _flat("data", {key: saved_data.get(key) for key in FIXED_DATA})
+    # a setting a checkpoint predates (label_column, folds) had the value that is its default now
+    then = _flat("model", {key: saved_model.get(key, model.hparams.get(key)) for key in FIXED_MODEL})
+    then |= _flat("data", {key: saved_data.get(key, data_settings.get(key)) for key in FIXED_DATA})
     now = _flat("model", {key: model.hparams.get(key) for key in FIXED_MODEL})
     now |= _flat("data", {key: data_settings.get(key) for key in FIXED_DATA})
     changed = [

@@ -7,7 +7,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
@@ -20,6 +20,7 @@ DATASET_FILENAME = "pima-indians-diabetes.csv"
 DATASET_URL = "https://raw.githubusercontent.com/jbrownlee/Datasets/master/pima-indians-diabetes.data.csv"
 DATASET_SHA256 = "6bfe5d0f379d17a0e0819b996407e3c09bf80febd4287f2ed212190dfff154af"
 SPLITS = ("random", "last", "none")
+FOLD_SCOPES = ("train", "all")  # cross-validate the training part of the split, or every row of the file
 DEFAULT_DATA_DIR = "~/.cache/pima_lightning"  # where the public copy is downloaded (conf: env PIMA_DATA_DIR)
 
 
@@ -55,6 +56,10 @@ class PimaDataModule(L.LightningDataModule):
         eval_batch_size: int = 128,
         replicas: int = 1,
         label_column: str | None = None,
+        folds: int = 0,
+        fold: int = 0,
+        fold_seed: int = 0,
+        fold_scope: str = "all",
     ) -> None:
         super().__init__()
         if split not in SPLITS:
@@ -70,6 +75,12 @@ class PimaDataModule(L.LightningDataModule):
             raise InputError(
                 f"data.label_column={label_column}: expected a column name from the CSV's header"
             )
+        if folds:
+            whole("data.folds", folds, low=2)
+            whole("data.fold", fold, 0, folds - 1)
+            whole("data.fold_seed", fold_seed, 0, 2**32 - 1)
+            if fold_scope not in FOLD_SCOPES:
+                raise InputError(f"data.fold_scope={fold_scope}: expected one of {', '.join(FOLD_SCOPES)}")
         try:
             whole("data.replicas", replicas)
         except InputError as err:
@@ -105,6 +116,14 @@ class PimaDataModule(L.LightningDataModule):
             self._check_classes(labels, {"training": y_train, "held-out": y_test})
         else:
             x_train, x_test, y_train, y_test = features, features, labels, labels
+        if hp.folds:  # cross-validation: this fold's held-out rows are the validation and test rows
+            self.cv_features, self.cv_labels = (
+                (features, labels) if hp.fold_scope == "all" else (x_train, y_train)
+            )
+            self.cv_splits = cross_validation_folds(self.cv_labels, hp.folds, hp.fold_seed, self.csv_path)
+            train_rows, held_out_rows = self.cv_splits[hp.fold]
+            x_train, y_train = self.cv_features[train_rows], self.cv_labels[train_rows]
+            x_test, y_test = self.cv_features[held_out_rows], self.cv_labels[held_out_rows]
         if hp.val_size > 0:
             x_train, x_val, y_train, y_val = self._split(x_train, y_train, hp.val_size, "validation")
         else:
@@ -164,6 +183,18 @@ class PimaDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         """The held-out rows in order, ``eval_batch_size`` at a time."""
         return DataLoader(self.test_set, batch_size=self.hparams.eval_batch_size)
+
+
+def cross_validation_folds(
+    labels: np.ndarray, folds: int, seed: int, source=""
+) -> list[tuple[np.ndarray, ...]]:
+    """``(training rows, held-out rows)`` of each of ``folds`` stratified folds: scikit-learn's
+    ``StratifiedKFold(folds, shuffle=True, random_state=seed)``, the folds the baselines are scored on too."""
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    try:
+        return list(splitter.split(np.zeros(len(labels)), labels))
+    except ValueError as err:
+        raise InputError(f"{source}: cannot make {folds} stratified folds ({err})") from None
 
 
 class ReplicaBatchSampler(BatchSampler):

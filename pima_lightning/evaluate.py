@@ -87,6 +87,8 @@ def evaluate(
     else:
         data_settings = {"path": data_path, "data_dir": data_dir, **split}
         described = f"rows (held out, data.split={split['split']})"
+        if split.get("folds"):
+            described = f"rows (fold {split['fold']} of {split['folds']}, {split['fold_scope']} rows)"
     datamodule = PimaDataModule(**data_settings)
     datamodule.prepare_data()
     datamodule.setup("test")

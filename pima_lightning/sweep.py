@@ -140,7 +140,8 @@ def accuracy_chart(groups: list[dict]) -> Figure:
     return figure
 
 
-def _csv(rows: list[dict]) -> str:
+def csv_text(rows: list[dict]) -> str:
+    """Rows of dicts as CSV text, with every key any row has as a column."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
     writer.writeheader()
@@ -152,9 +153,9 @@ def summarize(sweep_dir: Path) -> tuple[list[dict], list[dict]]:
     """Write jobs.csv/json, groups.csv/json, groups.txt and accuracy.png into ``sweep_dir``."""
     rows = collect_jobs(sweep_dir)
     groups = group_jobs(rows)
-    write_text(sweep_dir / "jobs.csv", _csv(rows))
+    write_text(sweep_dir / "jobs.csv", csv_text(rows))
     write_json(sweep_dir / "jobs.json", {"jobs": rows})
-    write_text(sweep_dir / "groups.csv", _csv(groups))
+    write_text(sweep_dir / "groups.csv", csv_text(groups))
     write_json(sweep_dir / "groups.json", {"groups": groups})
     write_text(sweep_dir / "groups.txt", format_groups(groups) + "\n")
     save_figures({"accuracy": accuracy_chart(groups)}, sweep_dir)

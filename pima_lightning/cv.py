@@ -1,0 +1,179 @@
+"""Cross-validation: ``python -m pima_lightning.cv [cv.folds=10] [cv.repeats=1] [cv.scope=all|train]``.
+
+Each fold is an ordinary training run (``data.folds=k data.fold=i``, in ``folds/<repeat>_<fold>/``):
+its held-out rows are the fold's, its scaling statistics are fitted on the fold's training rows. The
+same folds (scikit-learn's ``StratifiedKFold``) score scikit-learn baselines, each a ``Pipeline`` with
+the same scaling, through ``cross_validate``; the summary puts them beside the network, with the
+paired per-fold difference network minus logistic regression, so that the comparison is not fooled
+by how much the folds differ. The same folds run in parallel with any Hydra launcher as a multirun:
+``python -m pima_lightning.train -m data.folds=10 'data.fold=range(10)'``.
+"""
+
+import logging
+import statistics
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pima_lightning.atomic import write_json, write_text
+from pima_lightning.checks import whole
+from pima_lightning.data import FOLD_SCOPES
+from pima_lightning.errors import InputError, one_line_errors
+from pima_lightning.plots import save_figures
+from pima_lightning.sweep import csv_text
+from pima_lightning.train import train
+
+log = logging.getLogger(__name__)
+
+NETWORK = "network"
+BASELINES = {  # scikit-learn's defaults, each after the same z-scoring as the network's
+    "majority class": lambda: DummyClassifier(strategy="most_frequent"),
+    "logistic regression": lambda: LogisticRegression(),
+    "random forest": lambda: RandomForestClassifier(random_state=0),
+    "gradient boosting": lambda: GradientBoostingClassifier(random_state=0),
+}
+REFERENCE = "logistic regression"  # what the network is compared with, fold by fold
+SCORES = {"acc": "accuracy", "auroc": "roc_auc"}  # metric name here -> scikit-learn scorer
+
+
+def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dict:
+    """Train the network on every fold of every repeat, score the baselines on the same folds, and
+    write the summary (``cv.json``, ``cv.csv``, ``cv.png``) into ``output_dir``."""
+    cv = cfg.cv
+    folds, repeats = whole("cv.folds", cv.folds, low=2), whole("cv.repeats", cv.repeats)
+    if cv.scope not in FOLD_SCOPES:
+        raise InputError(f"cv.scope={cv.scope}: expected one of {', '.join(FOLD_SCOPES)}")
+    rows = []
+    for repeat in range(repeats):
+        fold_overrides = [f"data.folds={folds}", f"data.fold_seed={repeat}", f"data.fold_scope={cv.scope}"]
+        for fold in range(folds):
+            log.info("Repeat %d, fold %d of %d", repeat, fold, folds)
+            fold_cfg = compose(
+                "config",
+                overrides=[
+                    "trainer.enable_progress_bar=false",  # a line per fold says enough
+                    *train_overrides,
+                    *fold_overrides,
+                    f"data.fold={fold}",
+                    f"output_dir={output_dir / 'folds' / f'{repeat}_{fold}'}",
+                ],
+            )
+            metrics = train(fold_cfg)
+            rows.append(
+                {"repeat": repeat, "fold": fold, **{f"{NETWORK} {k}": metrics[f"test/{k}"] for k in SCORES}}
+            )
+        if cv.baselines:
+            features, labels, splits = _fold_rows(fold_cfg)
+            for name, model in BASELINES.items():
+                scores = cross_validate(
+                    make_pipeline(StandardScaler(), model()), features, labels, cv=splits, scoring=SCORES
+                )
+                for fold in range(folds):
+                    row = rows[repeat * folds + fold]
+                    row |= {f"{name} {k}": float(scores[f"test_{k}"][fold]) for k in SCORES}
+    summary = summarize(rows, folds, repeats, cv.scope)
+    write_json(output_dir / "cv.json", {"summary": summary, "folds": rows})
+    write_text(output_dir / "cv.csv", csv_text(rows))
+    save_figures({"cv": chart(rows, summary)}, output_dir)
+    return summary
+
+
+def _fold_rows(fold_cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, list]:
+    """The rows the folds split and the folds themselves, as the data module made them."""
+    datamodule = instantiate(fold_cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule.cv_features, datamodule.cv_labels, datamodule.cv_splits
+
+
+def summarize(rows: list[dict], folds: int, repeats: int, scope: str) -> dict:
+    """Mean and sample std of every method's scores over the folds, and the paired difference of the
+    network's accuracy and AUROC minus the reference's, with how many folds each wins."""
+    methods = [NETWORK, *(name for name in BASELINES if f"{name} acc" in rows[0])]
+    summary = {"folds": folds, "repeats": repeats, "scope": scope, "methods": {}}
+    for method in methods:
+        summary["methods"][method] = {
+            k: {"mean": statistics.mean(r[f"{method} {k}"] for r in rows), "std": _std(rows, f"{method} {k}")}
+            for k in SCORES
+            if all(np.isfinite(r[f"{method} {k}"]) for r in rows)
+        }
+    if REFERENCE in methods:
+        for k in SCORES:
+            differences = [r[f"{NETWORK} {k}"] - r[f"{REFERENCE} {k}"] for r in rows]
+            summary[f"{NETWORK} - {REFERENCE} {k}"] = {
+                "mean": statistics.mean(differences),
+                "std": statistics.stdev(differences) if len(differences) > 1 else 0.0,
+                "network wins": sum(d > 0 for d in differences),
+                "ties": sum(d == 0 for d in differences),
+                "reference wins": sum(d < 0 for d in differences),
+            }
+    return summary
+
+
+def _std(rows: list[dict], key: str) -> float:
+    return statistics.stdev(r[key] for r in rows) if len(rows) > 1 else 0.0
+
+
+def chart(rows: list[dict], summary: dict) -> Figure:
+    """Every fold's accuracy per method (dots), with the mean (a bar across)."""
+    methods = list(summary["methods"])
+    figure = Figure(figsize=(2 + 1.3 * len(methods), 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    for position, method in enumerate(methods):
+        scores = [r[f"{method} acc"] for r in rows]
+        axes.plot([position] * len(scores), scores, "o", alpha=0.5, color="tab:blue")
+        axes.hlines(statistics.mean(scores), position - 0.3, position + 0.3, colors="black")
+    axes.set_xticks(range(len(methods)), [m.replace(" ", "\n") for m in methods], fontsize=8)
+    axes.set_ylabel("accuracy on the fold's held-out rows")
+    figure.suptitle(
+        f"{summary['folds']}-fold CV x {summary['repeats']} ({summary['scope']} rows): accuracy per fold\n"
+        "dots: folds; bar: mean"
+    )
+    return figure
+
+
+def console_line(summary: dict) -> str:
+    """The result in a line or two: every method's mean ± std, and the paired difference."""
+    parts = [
+        f"{method} {scores['acc']['mean']:.1%} ± {scores['acc']['std']:.1%}"
+        + (f" (AUROC {scores['auroc']['mean']:.3f})" if "auroc" in scores else "")
+        for method, scores in summary["methods"].items()
+    ]
+    line = f"{summary['folds']}-fold CV x {summary['repeats']} of {summary['scope']} rows: " + ", ".join(
+        parts
+    )
+    if (paired := summary.get(f"{NETWORK} - {REFERENCE} acc")) is not None:
+        line += (
+            f"\n{NETWORK} - {REFERENCE}, same folds: accuracy {100 * paired['mean']:+.1f} ± "
+            f"{100 * paired['std']:.1f} points; the network wins {paired['network wins']} of "
+            f"{paired['network wins'] + paired['ties'] + paired['reference wins']} folds"
+        )
+    return line
+
+
+@hydra.main(config_path="pkg://pima_lightning.conf", config_name="cv", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    """Hydra entry point; returns the network's mean accuracy over the folds."""
+    train_overrides = [
+        o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(("cv.", "hydra"))
+    ]
+    with one_line_errors():
+        summary = cross_validation(cfg, train_overrides, Path(cfg.output_dir))
+    print(f"{console_line(summary)}\nwritten to {cfg.output_dir}: cv.json, cv.csv, cv.png, folds/")
+    return summary["methods"][NETWORK]["acc"]["mean"]
+
+
+if __name__ == "__main__":
+    main()

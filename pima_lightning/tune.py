@@ -1,13 +1,16 @@
 """Hyperparameter search with Optuna: ``python -m pima_lightning.tune [tune.n_trials=30] [train overrides]``.
 
 Each trial composes the same Hydra config as ``train`` with the sampled learning rate, batch size,
-dropout, weight decay and optimizer, trains on the training rows less ``tune.val_size`` of them, and is
-scored (and pruned early) on those validation rows only. The held-out test rows are touched once, after
-the search, to report the best trial's test accuracy. The study lives in ``study.db`` (SQLite) in the
-run dir: rerun with ``hydra.run.dir=<that dir>`` to resume a killed search.
+dropout, weight decay and optimizer, and is scored by cross-validation on the training rows: its mean
+validation accuracy over ``tune.folds`` stratified folds of them (pruned fold by fold on the running
+mean), or with ``tune.folds=0`` on one validation part of ``tune.val_size`` of them (pruned epoch by
+epoch). The held-out test rows are touched once, after the search: the best trial's settings are
+trained on all training rows and tested (with folds=0, the best trial's own model is). The study
+lives in ``study.db`` (SQLite) in the run dir: rerun with ``hydra.run.dir=<that dir>`` to resume it.
 """
 
 import logging
+import statistics
 from pathlib import Path
 
 import hydra
@@ -49,26 +52,44 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=tune.sampler_seed),
         pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=tune.startup_trials, n_warmup_steps=tune.warmup_epochs
+            n_startup_trials=tune.startup_trials,
+            n_warmup_steps=tune.warmup_folds if tune.folds else tune.warmup_epochs,
         ),
     )
 
     def objective(trial: optuna.Trial) -> float:
         trial_dir = output_dir / "trials" / str(trial.number)
-        trial_cfg = compose(
-            "config",
-            overrides=[
-                "trainer.enable_progress_bar=false",  # optuna logs a line per trial; more is noise
-                *train_overrides,
-                *trial_overrides(trial, tune.space),
-                f"data.val_size={tune.val_size}",
-                "test=false",  # the test rows stay untouched during the search
-                f"output_dir={trial_dir}",
-            ],
-        )
-        # Optuna's own Lightning callback: it reads val/acc from trainer.callback_metrics every epoch
-        pruning = PyTorchLightningPruningCallback(trial, monitor="val/acc")
-        return train(trial_cfg, callbacks=[pruning])["val/acc"]
+        sampled = trial_overrides(trial, tune.space)
+        trial.set_user_attr("overrides", sampled)  # to retrain the best trial for its one test
+        common = ["trainer.enable_progress_bar=false", *train_overrides, *sampled, "test=false"]
+        if not tune.folds:  # one validation part of the training rows, pruned epoch by epoch
+            trial_cfg = compose(
+                "config", overrides=[*common, f"data.val_size={tune.val_size}", f"output_dir={trial_dir}"]
+            )
+            # Optuna's own Lightning callback: it reads val/acc from trainer.callback_metrics every epoch
+            pruning = PyTorchLightningPruningCallback(trial, monitor="val/acc")
+            return train(trial_cfg, callbacks=[pruning])["val/acc"]
+        # k folds of the training part: each fold's held-out rows validate it; pruned fold by fold
+        scores = []
+        for fold in range(tune.folds):
+            fold_cfg = compose(
+                "config",
+                overrides=[
+                    *common,
+                    f"data.folds={tune.folds}",
+                    f"data.fold={fold}",
+                    "data.fold_scope=train",  # the held-out test rows are in no fold
+                    f"data.fold_seed={tune.fold_seed}",
+                    f"output_dir={trial_dir / f'fold_{fold}'}",
+                ],
+            )
+            scores.append(train(fold_cfg)["val/acc"])
+            trial.report(statistics.mean(scores), step=fold)  # the running mean, fold by fold
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"mean validation accuracy {statistics.mean(scores):.4f} after fold {fold}"
+                )
+        return statistics.mean(scores)
 
     done = sum(trial.state in FINISHED for trial in study.trials)
     if done < tune.n_trials:
@@ -77,14 +98,28 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
     best = study.best_trial
     test_dir = output_dir / "best_test"
     test_dir.mkdir(exist_ok=True)
-    # the best trial's held-out rows: the split of the CSV the trials trained on, named by the config
-    report = evaluate(
-        str(output_dir / "trials" / str(best.number) / "checkpoints" / "last.ckpt"),
-        test_dir,
-        cfg.data.path,
-        "held_out",
-        cfg.data.data_dir,
-    )
+    if tune.folds:  # the best settings retrained on the whole training part, then tested once
+        best_cfg = compose(
+            "config",
+            overrides=[
+                "trainer.enable_progress_bar=false",
+                *train_overrides,
+                *best.user_attrs["overrides"],
+                f"output_dir={test_dir}",
+            ],
+        )
+        tested = train(best_cfg)
+        report = {
+            name.removeprefix("test/"): value for name, value in tested.items() if name.startswith("test/")
+        }
+    else:  # the best trial's held-out rows: the split of the CSV the trials trained on
+        report = evaluate(
+            str(output_dir / "trials" / str(best.number) / "checkpoints" / "last.ckpt"),
+            test_dir,
+            cfg.data.path,
+            "held_out",
+            cfg.data.data_dir,
+        )
     result = {
         "best_trial": best.number,
         "best_params": best.params,

@@ -1,11 +1,15 @@
 import json
 import sqlite3
 
+import numpy as np
 import optuna
 import pytest
+from hydra import compose, initialize_config_module
 from optuna_integration import PyTorchLightningPruningCallback
 
+from pima_lightning.data import PimaDataModule
 from pima_lightning.train import train
+from pima_lightning.tune import search
 
 QUICK = ["trainer.max_epochs=3", "trainer.enable_progress_bar=false"]
 
@@ -17,29 +21,62 @@ def finished_trials(study_db) -> int:
         ).fetchone()[0]
 
 
-def test_tiny_search_selects_on_validation_reports_test_once_and_resumes(cli, tmp_path):
+def test_tiny_search_selects_by_cross_validation_reports_test_once_and_resumes(cli, tmp_path):
     run_dir = tmp_path / "tune"
-    first = cli("tune", "tune.n_trials=2", *QUICK, run_dir=run_dir)
+    first = cli("tune", "tune.n_trials=2", "tune.folds=2", *QUICK, run_dir=run_dir)
     assert first.returncode == 0, first.stderr
     assert finished_trials(run_dir / "study.db") == 2
-    # trials never see the test rows: their metrics are validation metrics on 103 carved-out rows
+    # trials never see the test rows: their metrics are validation metrics on a fold of the training rows
     for trial in ("0", "1"):
-        metrics = json.loads((run_dir / "trials" / trial / "metrics.json").read_text())
-        assert "val/acc" in metrics and not any(key.startswith("test/") for key in metrics)
+        for fold in ("0", "1"):
+            metrics = json.loads((run_dir / "trials" / trial / f"fold_{fold}" / "metrics.json").read_text())
+            assert "val/acc" in metrics and not any(key.startswith("test/") for key in metrics)
     # a rerun in the same dir continues the stored study up to the new total
-    second = cli("tune", "tune.n_trials=3", *QUICK, run_dir=run_dir)
+    second = cli("tune", "tune.n_trials=3", "tune.folds=2", *QUICK, run_dir=run_dir)
     assert second.returncode == 0, second.stderr
     assert finished_trials(run_dir / "study.db") == 3
     assert "Running 1 trials (2 of 3 already finished)" in second.stdout + second.stderr
     assert f"written to {run_dir}: best.json" in second.stdout
     best = json.loads((run_dir / "best.json").read_text())
-    trial_scores = [
-        json.loads((run_dir / "trials" / t / "metrics.json").read_text())["val/acc"] for t in "012"
+    cv_scores = [
+        sum(
+            json.loads((run_dir / "trials" / t / f"fold_{f}" / "metrics.json").read_text())["val/acc"]
+            for f in "01"
+        )
+        / 2
+        for t in "012"
+        if (run_dir / "trials" / t / "fold_1" / "metrics.json").exists()  # pruned trials stop early
     ]
-    assert best["best_val_acc"] == pytest.approx(max(trial_scores))
-    evaluation = json.loads((run_dir / "best_test" / "evaluation.json").read_text())
-    assert evaluation["n_rows"] == 254 and best["test"]["acc"] == evaluation["acc"]
+    assert best["best_val_acc"] == pytest.approx(max(cv_scores))
+    tested = json.loads((run_dir / "best_test" / "metrics.json").read_text())  # retrained, tested once
+    assert best["test"]["acc"] == tested["test/acc"]
     assert set(best["best_params"]) == {"optimizer", "lr", "weight_decay", "batch_size", "dropout"}
+
+
+def test_the_search_reads_no_held_out_row_before_the_best_trial_is_chosen(
+    tmp_path, monkeypatch, notebook_split
+):
+    """Every data module the search sets up is recorded; only the last one (the final test) holds the
+    notebook's held-out rows."""
+    held_out = {tuple(row) for row in notebook_split[1].astype(np.float32).tolist()}
+    touched = {}  # data module -> whether it holds a held-out row (Lightning sets each up again in fit)
+    setup = PimaDataModule.setup
+
+    def recording_setup(self, stage=None):
+        setup(self, stage)
+        rows = {
+            tuple(row)
+            for part in (self.train_set, self.val_set, self.test_set)
+            for row in part.tensors[0].numpy().tolist()
+        }
+        touched[id(self)] = bool(rows & held_out)
+
+    monkeypatch.setattr(PimaDataModule, "setup", recording_setup)
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        overrides = ["tune.n_trials=2", "tune.folds=2", "trainer.max_epochs=1", f"output_dir={tmp_path}"]
+        cfg = compose("tune", overrides=overrides)
+        search(cfg, ["trainer.max_epochs=1"], tmp_path)
+    assert list(touched.values()) == [False] * (2 * 2) + [True]  # 2 trials x 2 folds, then the one test
 
 
 def test_pruning_callback_reads_the_logged_validation_accuracy_and_stops_a_hopeless_trial(make_config):

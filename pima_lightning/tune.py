@@ -39,6 +39,7 @@ def trial_overrides(trial: optuna.Trial, space: DictConfig) -> list[str]:
         f"optimizer.weight_decay={trial.suggest_float('weight_decay', *space.weight_decay, log=True)}",
         f"data.batch_size={trial.suggest_categorical('batch_size', list(space.batch_size))}",
         f"model.dropout={trial.suggest_float('dropout', *space.dropout)}",
+        f"trainer.max_epochs={trial.suggest_categorical('max_epochs', list(space.max_epochs))}",
     ]
 
 

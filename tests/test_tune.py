@@ -23,7 +23,9 @@ def finished_trials(study_db) -> int:
 
 def test_tiny_search_selects_by_cross_validation_reports_test_once_and_resumes(cli, tmp_path):
     run_dir = tmp_path / "tune"
-    first = cli("tune", "tune.n_trials=2", "tune.folds=2", *QUICK, run_dir=run_dir)
+    first = cli(
+        "tune", "tune.n_trials=2", "tune.folds=2", "tune.space.max_epochs=[3]", *QUICK, run_dir=run_dir
+    )
     assert first.returncode == 0, first.stderr
     assert finished_trials(run_dir / "study.db") == 2
     # trials never see the test rows: their metrics are validation metrics on a fold of the training rows
@@ -32,7 +34,9 @@ def test_tiny_search_selects_by_cross_validation_reports_test_once_and_resumes(c
             metrics = json.loads((run_dir / "trials" / trial / f"fold_{fold}" / "metrics.json").read_text())
             assert "val/acc" in metrics and not any(key.startswith("test/") for key in metrics)
     # a rerun in the same dir continues the stored study up to the new total
-    second = cli("tune", "tune.n_trials=3", "tune.folds=2", *QUICK, run_dir=run_dir)
+    second = cli(
+        "tune", "tune.n_trials=3", "tune.folds=2", "tune.space.max_epochs=[3]", *QUICK, run_dir=run_dir
+    )
     assert second.returncode == 0, second.stderr
     assert finished_trials(run_dir / "study.db") == 3
     assert "Running 1 trials (2 of 3 already finished)" in second.stdout + second.stderr
@@ -50,7 +54,8 @@ def test_tiny_search_selects_by_cross_validation_reports_test_once_and_resumes(c
     assert best["best_val_acc"] == pytest.approx(max(cv_scores))
     tested = json.loads((run_dir / "best_test" / "metrics.json").read_text())  # retrained, tested once
     assert best["test"]["acc"] == tested["test/acc"]
-    assert set(best["best_params"]) == {"optimizer", "lr", "weight_decay", "batch_size", "dropout"}
+    sampled = {"optimizer", "lr", "weight_decay", "batch_size", "dropout", "max_epochs"}
+    assert set(best["best_params"]) == sampled
 
 
 def test_the_search_reads_no_held_out_row_before_the_best_trial_is_chosen(
@@ -73,7 +78,7 @@ def test_the_search_reads_no_held_out_row_before_the_best_trial_is_chosen(
 
     monkeypatch.setattr(PimaDataModule, "setup", recording_setup)
     with initialize_config_module("pima_lightning.conf", version_base="1.3"):
-        overrides = ["tune.n_trials=2", "tune.folds=2", "trainer.max_epochs=1", f"output_dir={tmp_path}"]
+        overrides = ["tune.n_trials=2", "tune.folds=2", "tune.space.max_epochs=[1]", f"output_dir={tmp_path}"]
         cfg = compose("tune", overrides=overrides)
         search(cfg, ["trainer.max_epochs=1"], tmp_path)
     assert list(touched.values()) == [False] * (2 * 2) + [True]  # 2 trials x 2 folds, then the one test

@@ -10,6 +10,7 @@ by how much the folds differ. The same folds run in parallel with any Hydra laun
 """
 
 import logging
+import os
 import statistics
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from joblib import Parallel, delayed
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from sklearn.dummy import DummyClassifier
@@ -55,27 +57,41 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
     folds, repeats = whole("cv.folds", cv.folds, low=2), whole("cv.repeats", cv.repeats)
     if cv.scope not in FOLD_SCOPES:
         raise InputError(f"cv.scope={cv.scope}: expected one of {', '.join(FOLD_SCOPES)}")
+    fold_cfgs = {
+        (repeat, fold): compose(
+            "config",
+            overrides=[
+                "trainer.enable_progress_bar=false",  # a line per fold says enough
+                *train_overrides,
+                f"data.folds={folds}",
+                f"data.fold_seed={repeat}",
+                f"data.fold_scope={cv.scope}",
+                f"data.fold={fold}",
+                f"output_dir={output_dir / 'folds' / f'{repeat}_{fold}'}",
+            ],
+        )
+        for repeat in range(repeats)
+        for fold in range(folds)
+    }
+    jobs = whole("cv.jobs", cv.jobs) if cv.jobs is not None else os.cpu_count() or 1
+    log.info("Training %d folds, %d at a time", len(fold_cfgs), min(jobs, len(fold_cfgs)))
+    # joblib's processes, each fold an ordinary run; with one job, in this process
+    results = Parallel(n_jobs=jobs)(delayed(_train_fold)(fold_cfg) for fold_cfg in fold_cfgs.values())
     rows = []
-    for repeat in range(repeats):
-        fold_overrides = [f"data.folds={folds}", f"data.fold_seed={repeat}", f"data.fold_scope={cv.scope}"]
-        for fold in range(folds):
-            log.info("Repeat %d, fold %d of %d", repeat, fold, folds)
-            fold_cfg = compose(
-                "config",
-                overrides=[
-                    "trainer.enable_progress_bar=false",  # a line per fold says enough
-                    *train_overrides,
-                    *fold_overrides,
-                    f"data.fold={fold}",
-                    f"output_dir={output_dir / 'folds' / f'{repeat}_{fold}'}",
-                ],
-            )
-            metrics = train(fold_cfg)
-            rows.append(
-                {"repeat": repeat, "fold": fold, **{f"{NETWORK} {k}": metrics[f"test/{k}"] for k in SCORES}}
-            )
-        if cv.baselines:
-            features, labels, splits = _fold_rows(fold_cfg)
+    for (repeat, fold), metrics in zip(fold_cfgs, results, strict=True):
+        log.info(
+            "repeat %d, fold %d: accuracy %.4f, AUROC %.4f",
+            repeat,
+            fold,
+            metrics["test/acc"],
+            metrics["test/auroc"],
+        )
+        rows.append(
+            {"repeat": repeat, "fold": fold, **{f"{NETWORK} {k}": metrics[f"test/{k}"] for k in SCORES}}
+        )
+    if cv.baselines:
+        for repeat in range(repeats):
+            features, labels, splits = _fold_rows(fold_cfgs[repeat, 0])
             for name, model in BASELINES.items():
                 scores = cross_validate(
                     make_pipeline(StandardScaler(), model()), features, labels, cv=splits, scoring=SCORES
@@ -88,6 +104,14 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
     write_text(output_dir / "cv.csv", csv_text(rows))
     save_figures({"cv": chart(rows, summary)}, output_dir)
     return summary
+
+
+def _train_fold(fold_cfg: DictConfig) -> dict[str, float]:
+    """One fold's training run. In a joblib worker, Lightning's notices (devices found, tips) would
+    reach the console through Lightning's own handler: the command's logging config is not there."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return train(fold_cfg)
 
 
 def _fold_rows(fold_cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, list]:

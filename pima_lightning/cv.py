@@ -47,7 +47,13 @@ BASELINES = {  # scikit-learn's defaults, each after the same z-scoring as the n
     "gradient boosting": lambda: GradientBoostingClassifier(random_state=0),
 }
 REFERENCE = "logistic regression"  # what the network is compared with, fold by fold
-SCORES = {"acc": "accuracy", "auroc": "roc_auc"}  # metric name here -> scikit-learn scorer
+SCORES = {  # metric name here -> scikit-learn scorer
+    "acc": "accuracy",
+    "auroc": "roc_auc",
+    "f1": "f1",
+    "precision": "precision",
+    "recall": "recall",
+}
 
 
 def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dict:

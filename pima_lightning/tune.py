@@ -146,7 +146,8 @@ def main(cfg: DictConfig) -> float:
         result = search(cfg, train_overrides, Path(cfg.output_dir))
     print(
         f"Best trial {result['best_trial']}: {result['best_params']}\n"
-        f"  validation accuracy {result['best_val_acc']:.4f} (selected on it)\n"
+        f"  {'cross-validated' if cfg.tune.folds else 'validation'} accuracy on training rows "
+        f"{result['best_val_acc']:.4f} (selected on it)\n"
         f"  test accuracy {result['test']['acc']:.4f}, AUROC {result['test']['auroc']:.4f} (evaluated once)\n"
         f"  trials: {result['trials']}\n"
         f"  written to {cfg.output_dir}: best.json, best_test/ (the test), trials/<n>/ (each trial)"

@@ -17,7 +17,6 @@ from pathlib import Path
 import hydra
 import numpy as np
 from hydra import compose
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from joblib import Parallel, delayed
 from matplotlib.figure import Figure
@@ -35,7 +34,7 @@ from pima_lightning.data import FOLD_SCOPES
 from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.plots import save_figures
 from pima_lightning.sweep import csv_text
-from pima_lightning.train import train
+from pima_lightning.train import command_line_train_overrides, train
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +195,7 @@ def console_line(summary: dict) -> str:
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="cv", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the network's mean accuracy over the folds."""
-    train_overrides = [
-        o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(("cv.", "hydra"))
-    ]
+    train_overrides = command_line_train_overrides("cv")  # they apply to every run it trains
     with one_line_errors():
         summary = cross_validation(cfg, train_overrides, Path(cfg.output_dir))
     print(f"{console_line(summary)}\nwritten to {cfg.output_dir}: cv.json, cv.csv, cv.png, folds/")

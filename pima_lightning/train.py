@@ -156,6 +156,16 @@ def interrupted(trainer: L.Trainer, stop: SystemExit) -> SystemExit:
     return SystemExit(143 if sigterm else 130)
 
 
+def command_line_train_overrides(own_group: str) -> list[str]:
+    """The command line's overrides of the train config, for a command that trains runs of its own
+    (``tune``, ``cv``): all of them but the command's own settings (``<own_group>.*``) and Hydra's."""
+    return [
+        override
+        for override in HydraConfig.get().overrides.task
+        if not override.lstrip("+~").startswith((f"{own_group}.", "hydra"))
+    ]
+
+
 def use_threads(threads: int | None) -> None:
     """Compute with ``threads`` CPU threads (``torch_threads``; None keeps torch's default)."""
     if threads is not None:

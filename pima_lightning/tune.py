@@ -16,14 +16,13 @@ from pathlib import Path
 import hydra
 import optuna
 from hydra import compose
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.atomic import write_json
 from pima_lightning.errors import one_line_errors
 from pima_lightning.evaluate import evaluate
-from pima_lightning.train import train
+from pima_lightning.train import command_line_train_overrides, train
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +137,7 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="tune", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the best trial's validation accuracy."""
-    # the user's train overrides (trainer.max_epochs=50, ...) apply to every trial; tune.* are ours
-    train_overrides = [
-        o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith(("tune.", "hydra"))
-    ]
+    train_overrides = command_line_train_overrides("tune")  # they apply to every run it trains
     with one_line_errors():
         result = search(cfg, train_overrides, Path(cfg.output_dir))
     print(

@@ -78,7 +78,7 @@ def read_labelled_csv(
         if label == -1
         else f"{{width}} comma-separated values ({{features}} features and the 0/1 label {label_column!r})"
     )
-    table = _read_table(path, option, Columns(None, label, None, expected))
+    table = _read_table(path, option, Columns(None, label, None, expected), header is not None)
     width = table.shape[1]
     label %= width
     features = table[:, :label] if label == width - 1 else np.delete(table, label, axis=1)
@@ -111,13 +111,13 @@ def read_feature_rows(
     expected = (
         f"{n_features} or {n_features + 1} comma-separated values ({n_features} features, optionally a label)"
     )
-    return _read_table(path, option, Columns(columns, None, widths, expected))
+    return _read_table(path, option, Columns(columns, None, widths, expected), header is not None)
 
 
-def _read_table(path: Path, option: str, columns: Columns) -> np.ndarray:
-    """The data rows as a float64 array, every column of a line (numpy's reading) or only the columns
-    read (the line-by-line reader's); all lines must have the width of the first one."""
-    table = _parsed_by_numpy(path)
+def _read_table(path: Path, option: str, columns: Columns, has_header: bool) -> np.ndarray:
+    """The data rows as a float64 array: every column of a labelled line, or the feature columns read,
+    in their order; all lines must have the width of the first one."""
+    table = _parsed_by_numpy(path, has_header)
     if table is None or not _acceptable(table, columns):
         return _parsed_line_by_line(path, option, columns)
     if columns.features is None:
@@ -143,15 +143,14 @@ def _check_regular_file(path: Path, option: str) -> None:
         )
 
 
-def _parsed_by_numpy(path: Path) -> np.ndarray | None:
-    """Every data row parsed by numpy in one pass, or None if numpy cannot parse the file."""
+def _parsed_by_numpy(path: Path, has_header: bool) -> np.ndarray | None:
+    """Every data row parsed by numpy in one pass (after the header line, if ``_header`` found one), or
+    None if numpy cannot parse the file."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            lines = (line for line in _bounded_lines(handle, path) if line.strip())
-            first = next(lines, None)
-            if first is None:
-                return None
-            body = lines if _is_header(next(csv.reader([first]))) else itertools.chain([first], lines)
+            body = (line for line in _bounded_lines(handle, path) if line.strip())
+            if has_header:
+                next(body, None)
             with warnings.catch_warnings():  # a header alone: the line-by-line reader says "no data rows"
                 warnings.filterwarnings("ignore", "loadtxt: input contained no data")
                 return np.loadtxt(body, delimiter=",", comments=None, quotechar='"', ndmin=2)
@@ -172,7 +171,7 @@ def _acceptable(table: np.ndarray, columns: Columns) -> bool:
     """Whether numpy's table has an accepted width, features within float32's range and 0/1 labels;
     checked a column at a time to keep temporary arrays small."""
     width = table.shape[1]
-    if len(table) == 0 or width not in (columns.widths or range(2, width + 1)):
+    if len(table) == 0 or (width not in columns.widths if columns.widths else width < 2):
         return False
     features, label = _read_columns(columns, width)
     if max(features) >= width:
@@ -189,8 +188,7 @@ def _parsed_line_by_line(path: Path, option: str, columns: Columns) -> np.ndarra
         if width is None:
             width = len(cells) if columns.widths is None or len(cells) in columns.widths else 0
             features, label = _read_columns(columns, max(width, 1))
-            read = [*features, label] if label is not None and columns.features is None else features
-            read = sorted(read) if columns.features is None else read
+            read = features if columns.features else list(range(width))  # a labelled line: every cell
         expected = (
             columns.expected.format(width=width, features=width - 1)
             if width >= 2

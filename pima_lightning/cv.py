@@ -68,10 +68,7 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
             overrides=[
                 "trainer.enable_progress_bar=false",  # a line per fold says enough
                 *train_overrides,
-                f"data.folds={folds}",
-                f"data.fold_seed={repeat}",
-                f"data.fold_scope={cv.scope}",
-                f"data.fold={fold}",
+                *fold_overrides(folds, fold, repeat, cv.scope),
                 f"output_dir={output_dir / 'folds' / f'{repeat}_{fold}'}",
             ],
         )
@@ -109,6 +106,16 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
     write_text(output_dir / "cv.csv", csv_text(rows))
     save_figures({"cv": chart(rows, summary)}, output_dir)
     return summary
+
+
+def fold_overrides(folds: int, fold: int, fold_seed: int, scope: str) -> list[str]:
+    """The train overrides that make a run hold out fold ``fold`` of ``folds`` (``cv`` and ``tune``)."""
+    return [
+        f"data.folds={folds}",
+        f"data.fold={fold}",
+        f"data.fold_seed={fold_seed}",
+        f"data.fold_scope={scope}",
+    ]
 
 
 def _train_fold(fold_cfg: DictConfig) -> dict[str, float]:

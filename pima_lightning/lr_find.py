@@ -13,7 +13,6 @@ import logging
 from pathlib import Path
 
 import hydra
-import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.tuner import Tuner
@@ -21,18 +20,16 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from pima_lightning.atomic import write_json
-from pima_lightning.checks import whole
 from pima_lightning.errors import one_line_errors
 from pima_lightning.plots import save_figures
-from pima_lightning.train import datamodule_and_model, use_threads
+from pima_lightning.train import datamodule_and_model, seed_and_threads
 
 log = logging.getLogger(__name__)
 
 
 def find_lr(cfg: DictConfig, output_dir: Path) -> dict:
     """Run the finder; write ``lr_find.png`` and ``lr_find.json`` to ``output_dir``; return the json."""
-    L.seed_everything(whole("seed", cfg.seed, 0, 2**32 - 1), workers=True)
-    use_threads(cfg.get("torch_threads"))
+    seed_and_threads(cfg)
     datamodule, model = datamodule_and_model(cfg)
     trainer = instantiate(
         cfg.trainer, default_root_dir=output_dir, logger=False, callbacks=[], enable_checkpointing=False

@@ -45,9 +45,7 @@ def collect_jobs(sweep_dir: Path) -> list[dict]:
             result = json.loads((job_dir / "metrics.json").read_text())
             row |= {
                 "status": "finished",
-                **{
-                    key: result.get(key) for key in (*METRICS, "test/majority_share", "epochs", "wall_time_s")
-                },
+                **{key: result.get(key) for key in (*METRICS, BASELINE, "epochs", "wall_time_s")},
             }
         elif (job_dir / FAILURE_FILE).is_file():
             row |= {"status": "failed", "error": json.loads((job_dir / FAILURE_FILE).read_text())["error"]}

@@ -40,11 +40,9 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     (``callbacks=early_stopping``), the test scores the weights of its best epoch.
     """
     started = time.perf_counter()
-    whole("seed", cfg.seed, 0, 2**32 - 1)
-    use_threads(cfg.get("torch_threads"))
+    seed_and_threads(cfg)
     whole("checkpoint_every", cfg.checkpoint_every, unit=" of epochs")
     output_dir = Path(cfg.output_dir)
-    L.seed_everything(cfg.seed, workers=True)
 
     datamodule, model = datamodule_and_model(cfg)
     if cfg.ckpt_path:
@@ -166,9 +164,11 @@ def command_line_train_overrides(own_group: str) -> list[str]:
     ]
 
 
-def use_threads(threads: int | None) -> None:
-    """Compute with ``threads`` CPU threads (``torch_threads``; None keeps torch's default)."""
-    if threads is not None:
+def seed_and_threads(cfg: DictConfig) -> None:
+    """Seed every generator with ``cfg.seed`` and compute with ``cfg.torch_threads`` CPU threads (None
+    keeps torch's default): how every command that trains starts."""
+    L.seed_everything(whole("seed", cfg.seed, 0, 2**32 - 1), workers=True)
+    if (threads := cfg.get("torch_threads")) is not None:
         torch.set_num_threads(whole("torch_threads", threads))
 
 

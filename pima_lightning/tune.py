@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.atomic import write_json
+from pima_lightning.cv import fold_overrides
 from pima_lightning.errors import one_line_errors
 from pima_lightning.evaluate import evaluate
 from pima_lightning.train import command_line_train_overrides, train
@@ -76,10 +77,8 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
                 "config",
                 overrides=[
                     *common,
-                    f"data.folds={tune.folds}",
-                    f"data.fold={fold}",
-                    "data.fold_scope=train",  # the held-out test rows are in no fold
-                    f"data.fold_seed={tune.fold_seed}",
+                    # folds of the training part only: the held-out test rows are in no fold
+                    *fold_overrides(tune.folds, fold, tune.fold_seed, "train"),
                     f"output_dir={trial_dir / f'fold_{fold}'}",
                 ],
             )

@@ -1,6 +1,7 @@
 """Lightning callbacks this package adds to training runs."""
 
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from pima_lightning.errors import InputError
 
 log = logging.getLogger(__name__)
 # what an epoch line shows, as Keras's fit() names it, and where Lightning's metrics hold it
@@ -99,3 +102,57 @@ class EpochLines(ProgressBar):
             if key in trainer.callback_metrics
         ]
         log.info("  ".join([f"epoch {trainer.current_epoch}{of}", *values]))
+
+
+class DivergenceCheck(L.Callback):
+    """Stop training with one line once the training loss is no longer a finite number, and say what to
+    change. Checked when the next epoch starts and when training ends: an ensemble logs its epoch's
+    training loss in its own ``on_train_epoch_end``, which Lightning calls after the callbacks'."""
+
+    def __init__(self) -> None:
+        self.checked = -1  # the last epoch checked
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._check(trainer, pl_module)
+
+    def _check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch - 1  # the last finished epoch
+        loss = trainer.callback_metrics.get("train/loss")
+        if epoch <= self.checked or loss is None:
+            return
+        self.checked = epoch
+        if math.isfinite(float(loss)):
+            return
+        losses = getattr(pl_module, "replica_metrics", {}).get("train/loss", [float(loss)])
+        replica = next((k for k, value in enumerate(losses) if not math.isfinite(value)), 0)
+        which = f" of replica {replica}" if len(losses) > 1 else ""
+        remedy = "lower optimizer.lr"
+        if pl_module.preprocess.is_identity():
+            remedy += ", or standardise the features (data.standardize=true)"
+        elif pl_module.hparams.optimizer.get("momentum", 0) >= 1:
+            remedy += " or optimizer.momentum (below 1)"
+        raise InputError(
+            f"training diverged: the training loss{which} became {losses[replica]} in epoch {epoch}; {remedy}"
+        )
+
+
+def interrupted(trainer: L.Trainer, stop: SystemExit) -> SystemExit:
+    """The exit for a fit that a signal stopped: 143 for SIGTERM (what batch schedulers send), 130 for
+    Ctrl-C, after saying where training stopped and how to resume (on stderr and in train.log)."""
+    sigterm = isinstance(stop, SIGTERMException)
+    saved = [
+        callback.ckpt_path
+        for callback in trainer.callbacks
+        if isinstance(callback, InterruptedCheckpoint) and Path(callback.ckpt_path).is_file()
+    ]
+    resume = f"resume with ckpt_path={saved[0]}" if saved else "no checkpoint was written for it"
+    message = (
+        f"interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'} in epoch {trainer.current_epoch} "
+        f"(step {trainer.global_step}); {resume}"
+    )
+    log.error(message)
+    print(f"error: {message}", file=sys.stderr)
+    return SystemExit(143 if sigterm else 130)

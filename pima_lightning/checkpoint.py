@@ -13,15 +13,18 @@ from pathlib import Path
 import torch
 
 from pima_lightning.checks import number, whole
+from pima_lightning.config_checks import check_buildable_config
 from pima_lightning.data import FOLD_SCOPES, SPLITS
+from pima_lightning.ensemble import classifier
 from pima_lightning.errors import InputError
-from pima_lightning.model import PimaClassifier, check_buildable_config
+from pima_lightning.model import PimaClassifier
 
 LIMITS = {"n_features": 100_000, "width": 100_000, "layers": 100, "replicas": 100_000}
 
 
 def load_checkpoint(path: str | Path) -> tuple[PimaClassifier, dict]:
-    """Return ``(model in eval mode, for inference only; the split settings it was trained with)``.
+    """Return ``(model in eval mode, the split settings it was trained with)``: what
+    ``PimaClassifier.load_from_checkpoint`` returns for a checkpoint of one's own, for a file from anywhere.
 
     The split settings are ``split``, ``test_size``, ``split_seed``, ``stratify``, ``val_size`` and
     ``label_column``, and ``trained_on``: the CSV the run named (None for the public copy), as text to
@@ -58,7 +61,7 @@ def _network(checkpoint) -> PimaClassifier:
             check_buildable_config(group, settings[group])
     n_features = whole("n_features", settings.get("n_features"), 1, LIMITS["n_features"])
     widths = [whole("hidden width", width, 1, LIMITS["width"]) for width in hidden]
-    replicas = whole("replicas", settings.get("replicas"), 1, LIMITS["replicas"])
+    replicas = whole("replicas", settings.get("replicas", 1), 1, LIMITS["replicas"])
     state = _mapping(checkpoint, "state_dict")
     if not all(isinstance(value, torch.Tensor) and value.is_floating_point() for value in state.values()):
         raise InputError("state_dict: expected floating-point tensors only")
@@ -75,20 +78,24 @@ def _network(checkpoint) -> PimaClassifier:
         or not all(isinstance(name, str) and len(name) <= 200 for name in names)
     ):
         raise InputError(f"feature_names: expected {n_features} names, found {names!r:.80}")
-    model = PimaClassifier(
+    model = classifier(
+        replicas,
         n_features=n_features,
         feature_names=names,
         hidden=widths,
         dropout=number("dropout", settings.get("dropout"), 0, 1, high_open=True),
-        replicas=replicas,
+        l1=number("l1", settings.get("l1", 0.0), 0),
+        optimizer=settings.get("optimizer") or None,
+        scheduler=settings.get("scheduler") or None,
     )
+    model.on_load_checkpoint(checkpoint)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise InputError(f"state_dict: {' '.join(str(err).split())[:300]}") from None
     if not all(torch.isfinite(value).all() for value in model.state_dict().values()):
         raise InputError("state_dict: weights or scaling statistics that are not finite numbers")
-    if not bool((model.network[0].scale > 0).all()):
+    if not bool((model.preprocess.scale > 0).all()):
         raise InputError("state_dict: feature scales must be positive")
     return model
 
@@ -146,6 +153,7 @@ def _mapping(checkpoint, key: str) -> dict:
 # settings a run cannot change when it resumes: the checkpoint's network, scaling, optimizer state and data
 # order would silently win over them, or not fit them (the model and data module hyperparameters by name)
 FIXED_MODEL = ("n_features", "feature_names", "hidden", "dropout", "l1", "replicas", "optimizer", "scheduler")
+RESUMED_DEFAULTS = {"replicas": 1}  # a plain model's checkpoint has no replicas
 FIXED_DATA = ("path", "label_column", "sha256", "split", "test_size", "split_seed", "stratify", "val_size",
               "standardize", "batch_size", "folds", "fold", "fold_seed", "fold_scope")  # fmt: skip
 
@@ -168,9 +176,12 @@ def check_resumable(ckpt_path: str | Path, model: PimaClassifier, data_settings:
             f"ckpt_path={path}: not a pima_lightning checkpoint ({type(err).__name__})"
         ) from None
     # a setting a checkpoint predates (label_column, folds) had the value that is its default now
-    then = _flat("model", {key: saved_model.get(key, model.hparams.get(key)) for key in FIXED_MODEL})
+    now_model = {key: model.hparams.get(key, RESUMED_DEFAULTS.get(key)) for key in FIXED_MODEL}
+    then = _flat(
+        "model", {key: saved_model.get(key, RESUMED_DEFAULTS.get(key, now_model[key])) for key in FIXED_MODEL}
+    )
     then |= _flat("data", {key: saved_data.get(key, data_settings.get(key)) for key in FIXED_DATA})
-    now = _flat("model", {key: model.hparams.get(key) for key in FIXED_MODEL})
+    now = _flat("model", now_model)
     now |= _flat("data", {key: data_settings.get(key) for key in FIXED_DATA})
     changed = [
         f"{key.replace('model.optimizer', 'optimizer').replace('model.scheduler', 'scheduler')} "

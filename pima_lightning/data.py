@@ -1,7 +1,7 @@
 """``PimaDataModule``: the Pima CSV, split 67/33 exactly as the notebook's ``train_test_split``."""
 
 import math
-from collections.abc import Iterator
+import os
 from pathlib import Path
 
 import lightning as L
@@ -9,10 +9,9 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
-from pima_lightning.checks import flag, number, whole
-from pima_lightning.csvfile import read_labelled_csv
+from pima_lightning.csvfile import read_feature_rows, read_labelled_csv
 from pima_lightning.download import ensure_dataset
 from pima_lightning.errors import InputError
 
@@ -21,7 +20,8 @@ DATASET_URL = "https://raw.githubusercontent.com/jbrownlee/Datasets/master/pima-
 DATASET_SHA256 = "6bfe5d0f379d17a0e0819b996407e3c09bf80febd4287f2ed212190dfff154af"
 SPLITS = ("random", "last", "none")
 FOLD_SCOPES = ("train", "all")  # cross-validate the training part of the split, or every row of the file
-DEFAULT_DATA_DIR = "~/.cache/pima_lightning"  # where the public copy is downloaded (conf: env PIMA_DATA_DIR)
+DATA_DIR_VARIABLE = "PIMA_DATA_DIR"  # where the public copy is downloaded to, if set
+DEFAULT_DATA_DIR = "~/.cache/pima_lightning"  # ... and if not
 
 
 class PimaDataModule(L.LightningDataModule):
@@ -34,16 +34,18 @@ class PimaDataModule(L.LightningDataModule):
     of the rows in file order, as Keras's ``validation_split`` takes them; ``none`` holds nothing
     out and evaluates on the training rows, as the notebook's ``fit(X, Y)`` then ``evaluate(X, Y)``.
     The held-out part is also the validation data unless ``val_size`` carves a validation part
-    out of the training rows. Features stay raw here; ``feature_mean`` and ``feature_scale``
-    (training rows only) are for the model, which standardises its inputs. ``replicas`` is the
-    number of models trained side by side: each gets its own shuffled order of the training rows.
-    Validation and test rows come in file (or split) order, ``eval_batch_size`` at a time.
+    out of the training rows. With ``folds``, fold ``fold`` of a ``StratifiedKFold`` is held out instead.
+
+    Features stay raw here; ``feature_mean`` and ``feature_scale`` (training rows only) are for the
+    model, which standardises its inputs (``PimaClassifier.adapt``). Batches are ``(rows, n_features)``
+    features and ``(rows,)`` labels. ``predict_dataloader`` serves the rows of ``predict_path`` (a CSV of
+    features, a label column optional) or, without one, the held-out rows.
     """
 
     def __init__(
         self,
         path: str | None = None,
-        data_dir: str = DEFAULT_DATA_DIR,
+        data_dir: str | None = None,
         url: str = DATASET_URL,
         sha256: str = DATASET_SHA256,
         split: str = "random",
@@ -54,49 +56,35 @@ class PimaDataModule(L.LightningDataModule):
         standardize: bool = True,
         batch_size: int = 10,
         eval_batch_size: int = 128,
-        replicas: int = 1,
         label_column: str | None = None,
         folds: int = 0,
         fold: int = 0,
         fold_seed: int = 0,
         fold_scope: str = "all",
+        predict_path: str | None = None,
     ) -> None:
         super().__init__()
         if split not in SPLITS:
-            raise InputError(f"data.split={split}: expected one of {', '.join(SPLITS)}")
-        number("data.test_size", test_size, 0, 1, low_open=True, high_open=True, what="a fraction")
-        number("data.val_size", val_size, 0, 1, high_open=True, what="a fraction")
-        whole("data.split_seed", split_seed, 0, 2**32 - 1)
-        for name, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            whole(f"data.{name}", size)
-        for name, value in (("stratify", stratify), ("standardize", standardize)):
-            flag(f"data.{name}", value)
-        if label_column is not None and not isinstance(label_column, str):
-            raise InputError(
-                f"data.label_column={label_column}: expected a column name from the CSV's header"
-            )
-        if folds:
-            whole("data.folds", folds, low=2)
-            whole("data.fold", fold, 0, folds - 1)
-            whole("data.fold_seed", fold_seed, 0, 2**32 - 1)
-            if fold_scope not in FOLD_SCOPES:
-                raise InputError(f"data.fold_scope={fold_scope}: expected one of {', '.join(FOLD_SCOPES)}")
-        try:
-            whole("data.replicas", replicas)
-        except InputError as err:
-            raise InputError(f"{err} (the config sets it to model.replicas)") from None
+            raise ValueError(f"split={split!r}: expected one of {', '.join(SPLITS)}")
         self.save_hyperparameters(logger=False)
+        data_dir = data_dir or os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR
         self.csv_path = Path(path or Path(data_dir) / DATASET_FILENAME).expanduser()
         self.train_set: TensorDataset | None = None
+        self.predict_set: TensorDataset | None = None
         self.n_features, self.feature_names = 0, None  # from the CSV, in setup()
 
     def prepare_data(self) -> None:
-        """Download the public copy when no ``path`` is given (once; verified; atomic)."""
-        if self.hparams.path is None:
+        """Download the public copy when neither ``path`` nor ``predict_path`` is given (once; verified;
+        atomic)."""
+        if self.hparams.path is None and self.hparams.predict_path is None:
             ensure_dataset(self.csv_path, self.hparams.url, self.hparams.sha256)
 
     def setup(self, stage: str | None = None) -> None:
-        """Read and validate the CSV, split it and fit the feature statistics (once)."""
+        """Read and validate the CSV, split it and fit the feature statistics (once); for ``predict``
+        with ``predict_path``, read that file's feature columns (the model's, by name if it has names)."""
+        if stage == "predict" and self.hparams.predict_path is not None:
+            self._setup_predict()
+            return
         if self.train_set is not None:
             return
         hp = self.hparams
@@ -137,6 +125,15 @@ class PimaDataModule(L.LightningDataModule):
         self.val_set = _tensor_dataset(x_val, y_val)
         self.test_set = _tensor_dataset(x_test, y_test)
 
+    def _setup_predict(self) -> None:
+        """The feature rows of ``predict_path``, in the columns of the model being run."""
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        if model is None:
+            raise ValueError("predict_path is read for a model: call trainer.predict(model, datamodule=...)")
+        n_features, names = model.hparams.n_features, model.hparams.feature_names
+        rows = read_feature_rows(self.hparams.predict_path, n_features, option="input", feature_names=names)
+        self.predict_set = TensorDataset(torch.as_tensor(rows, dtype=torch.float32))
+
     def _split(self, features, labels, size: float, part: str):
         """``train_test_split`` with this module's seed; both parts must hold both classes."""
         stratify = labels if self.hparams.stratify else None
@@ -162,19 +159,8 @@ class PimaDataModule(L.LightningDataModule):
                 )
 
     def train_dataloader(self) -> DataLoader:
-        """Minibatches of ``batch_size`` training rows, reshuffled every epoch, for every replica at once.
-
-        A plain shuffling ``DataLoader`` whose batch sampler (``ReplicaBatchSampler``) hands each
-        replica its own order of the rows: features ``(replicas, rows, n_features)``, labels
-        ``(replicas, rows)``. Under DDP, Lightning swaps in its distributed sampler as for any loader.
-        """
-        hp = self.hparams
-        # Trainer(overfit_batches=N) trains on the same first N minibatches every epoch; Lightning turns
-        # shuffling off for it only through DataLoader.sampler, which a batch sampler leaves unused
-        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
-        order = SequentialSampler(self.train_set) if overfit else RandomSampler(self.train_set)
-        batches = ReplicaBatchSampler(order, hp.batch_size, False, hp.replicas, len(self.train_set))
-        return DataLoader(self.train_set, batch_sampler=batches)
+        """Minibatches of ``batch_size`` training rows, reshuffled every epoch."""
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         """The validation rows in order, ``eval_batch_size`` at a time."""
@@ -183,6 +169,11 @@ class PimaDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         """The held-out rows in order, ``eval_batch_size`` at a time."""
         return DataLoader(self.test_set, batch_size=self.hparams.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The rows of ``predict_path`` or, without one, the held-out rows, in order."""
+        rows = self.predict_set if self.hparams.predict_path is not None else self.test_set
+        return DataLoader(rows, batch_size=self.hparams.eval_batch_size)
 
 
 def cross_validation_folds(
@@ -197,39 +188,9 @@ def cross_validation_folds(
         raise InputError(f"{source}: cannot make {folds} stratified folds ({err})") from None
 
 
-class ReplicaBatchSampler(BatchSampler):
-    """A ``BatchSampler`` whose minibatches hold a row index per replica: a tensor ``(replicas, rows)``.
-
-    Replica 0 takes ``sampler``'s order, so with one replica and a ``RandomSampler`` the minibatches
-    are exactly those of ``DataLoader(rows, batch_size, shuffle=True)``. Replica k > 0 takes
-    ``order_k[i]`` for each index ``i`` of that order, where ``order_k`` is a permutation of the
-    ``n_rows`` rows drawn afresh every epoch from torch's global generator: each replica's order is
-    then uniformly random and independent of the others'. Under DDP, Lightning injects its
-    ``DistributedSampler`` as ``sampler``; every process draws the same ``order_k``
-    (``seed_everything`` seeds them alike), so each replica still sees every row once an epoch
-    across the processes.
-    """
-
-    def __init__(self, sampler, batch_size: int, drop_last: bool, replicas: int = 1, n_rows: int = 0) -> None:
-        super().__init__(sampler, batch_size, drop_last)
-        self.replicas, self.n_rows = replicas, n_rows
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        orders = torch.stack(
-            [torch.arange(self.n_rows), *(torch.randperm(self.n_rows) for _ in range(self.replicas - 1))]
-        )
-        for batch in super().__iter__():
-            yield orders[:, batch]
-
-
 class Rows(TensorDataset):
     """Feature and label rows whose ``__getitems__`` (the DataLoader's call for a whole minibatch) indexes
-    each tensor once: by a list of row numbers, or by ``ReplicaBatchSampler``'s ``(replicas, rows)`` tensor.
-
-    It returns the samples the default collate function stacks, as ``TensorDataset`` would one by one:
-    rows, or for replicas one ``(rows, n_features)`` block each. Fetching an epoch of minibatches for 32
-    replicas took 13.3 ms with ``TensorDataset``'s index per replica, 5.8 ms this way (1 thread).
-    """
+    each tensor once, instead of once per row as ``TensorDataset`` does; it returns the same samples."""
 
     def __getitems__(self, indices) -> list[tuple[torch.Tensor, ...]]:
         return list(zip(*(tensor[indices] for tensor in self.tensors), strict=True))

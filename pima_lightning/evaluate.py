@@ -12,13 +12,14 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from pima_lightning.atomic import write_json
 from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.data import DEFAULT_DATA_DIR, PimaDataModule
+from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.model import PimaClassifier
 from pima_lightning.plots import diagnostic_figures, save_figures
@@ -46,9 +47,23 @@ def test_and_picture(
     if not trainer.is_global_zero:
         return metrics, {}
     features, labels = datamodule.test_set.tensors
-    figures = diagnostic_figures(labels.numpy(), model.predict_proba(features), title)
+    with torch.no_grad():  # every row at once, in this process (under DDP each process scores its share)
+        probabilities = model.eval().predict_step(features.to(model.device), 0).cpu().numpy()
+    figures = diagnostic_figures(labels.numpy(), probabilities, title)
     save_figures(figures, output_dir)
     return metrics, figures
+
+
+def inference_trainer() -> L.Trainer:
+    """A quiet one-process CPU Trainer for scoring a trained model: no logs, checkpoints or bar."""
+    return L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
 
 
 def evaluate(
@@ -56,7 +71,7 @@ def evaluate(
     output_dir: Path,
     data_path: str | None = None,
     rows: str | None = None,
-    data_dir: str = DEFAULT_DATA_DIR,
+    data_dir: str | None = None,
 ) -> dict:
     """Evaluate a checkpoint; return and write (``evaluation.json``) what was measured on which rows.
 
@@ -100,14 +115,7 @@ def evaluate(
             f"({', '.join(datamodule.feature_names or ['no header'])[:200]}); the model was trained on "
             f"{trained[0]} ({', '.join(trained[1] or ['no header'])[:200]})"
         )
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = inference_trainer()
     metrics, figures = test_and_picture(
         trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} {described}"
     )
@@ -119,10 +127,10 @@ def evaluate(
         "data": str(datamodule.csv_path.resolve()),
         "rows": described,
         "n_rows": len(datamodule.test_set),
-        "replicas": model.hparams.replicas,
+        "replicas": model.hparams.get("replicas", 1),
         **{name.removeprefix("test/"): value for name, value in metrics.items()},
     }
-    if model.hparams.replicas > 1:
+    if model.hparams.get("replicas", 1) > 1:
         report["per_replica"] = {
             name.removeprefix("test/"): values
             for name, values in model.replica_metrics.items()

@@ -16,7 +16,7 @@ from torch import nn
 from pima_lightning.atomic import atomic_path, check_output
 from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.errors import InputError, one_line_errors
-from pima_lightning.model import MLP
+from pima_lightning.model import PimaClassifier
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +24,17 @@ SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2"}
 
 
 class Probability(nn.Module):
-    """The network's probability per row (for a replicas checkpoint, the ensemble's) as a module to export."""
+    """The model's probability per row (for a replicas checkpoint, the ensemble's): its scaling and its
+    network, without the metrics and the trainer a LightningModule carries, as a module to export."""
 
-    def __init__(self, network: MLP) -> None:
+    def __init__(self, model: PimaClassifier) -> None:
         super().__init__()
-        self.network = network
+        self.preprocess, self.network = model.preprocess, model.network
+        self.ensemble = model.hparams.get("replicas", 1) > 1
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.network.probability(features)
+        logits = self.network(self.preprocess(features))
+        return logits.sigmoid().mean(0) if self.ensemble else logits.squeeze(-1).sigmoid()
 
 
 def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
@@ -39,8 +42,8 @@ def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
     if fmt not in SUFFIXES:
         raise InputError(f"format={fmt}: expected one of {', '.join(SUFFIXES)}")
     model, _ = load_checkpoint(ckpt_path)
-    scorer = Probability(model.network).eval()
-    example = torch.zeros(2, model.network.n_features)  # export specialises sizes 0 and 1
+    scorer = Probability(model).eval()
+    example = torch.zeros(2, model.hparams.n_features)  # export specialises sizes 0 and 1
     rows = {0: torch.export.Dim("rows")}
     path = Path(output) if output else Path(ckpt_path).with_suffix(SUFFIXES[fmt])
     check_output(path, "output", {"ckpt_path": ckpt_path})

@@ -11,24 +11,27 @@ from pathlib import Path
 
 import hydra
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import check_output, write_text
 from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.csvfile import read_feature_rows
+from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import one_line_errors
+from pima_lightning.evaluate import inference_trainer
 
 log = logging.getLogger(__name__)
 
 
 def predict(ckpt_path: str, input_path: str, output_path: Path) -> np.ndarray:
-    """Write ``probability,class`` for every row of ``input_path``; return the probabilities."""
+    """Write ``probability,class`` for every row of ``input_path``; return the probabilities.
+
+    Lightning's predict loop runs the model's ``predict_step`` over ``PimaDataModule.predict_dataloader``,
+    which reads the checkpoint's feature columns (by name where both have names)."""
     check_output(output_path, "output", {"input": input_path, "ckpt_path": ckpt_path})
     model, _ = load_checkpoint(ckpt_path)
-    rows = read_feature_rows(
-        input_path, model.hparams.n_features, option="input", feature_names=model.hparams.feature_names
-    )
-    probabilities = model.predict_proba(rows)
+    batches = inference_trainer().predict(model, datamodule=PimaDataModule(predict_path=str(input_path)))
+    probabilities = torch.cat(batches).numpy()
     table = io.StringIO()
     np.savetxt(
         table,

@@ -6,38 +6,50 @@ per-layer output shapes without an example input; this table lists the network's
 
 import hydra
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.config_checks import check_model_settings
 from pima_lightning.errors import one_line_errors
-from pima_lightning.model import MLP
+from pima_lightning.model import PimaClassifier
+
+# Keras's layer names for ours: the scaling is Keras's Normalization layer; Keras folds the ReLU into Dense
+KERAS_NAMES = {"Standardize": "normalization", "Linear": "dense", "StackedLinear": "dense",
+               "ReLU": "re_lu", "Dropout": "dropout"}  # fmt: skip
 
 
-def model_summary(network: MLP, scaling: str | None = None, feature_names: list[str] | None = None) -> str:
-    """A table of each layer's name, output shape and parameter count, then the totals.
+def model_summary(model: PimaClassifier, scaling: str | None = None) -> str:
+    """A table of each layer's Keras name and type, output shape and parameter count, then the totals.
 
     With replicas, output shapes lead with the replica count and parameters count every replica.
-    ``scaling`` says how inputs will be scaled, for a network whose statistics are not fitted yet;
-    ``feature_names`` (a header's) are listed in input order.
+    ``scaling`` says how inputs will be scaled, for a model whose statistics are not fitted yet; the
+    feature names (a header's) are listed in input order.
     """
-    replicas = network.replicas
-    features = torch.zeros(replicas, 1, network.n_features)
+    replicas = model.hparams.get("replicas", 1)
+    features = torch.zeros(*([replicas] if replicas > 1 else []), 1, model.hparams.n_features)
     rows = [("Layer (type)", "Output Shape", "Param #")]
-    was_training = network.training
-    network.eval()  # dropout in training mode would draw from, and so shift, the seeded random stream
+    seen: dict[str, int] = {}
+    was_training = model.training
+    model.eval()  # dropout in training mode would draw from, and so shift, the seeded random stream
     with torch.no_grad():
-        for index, layer in enumerate(network):
+        for layer in [model.preprocess, *model.network]:
             features = layer(features)
             kind = type(layer).__name__
-            shape = ", ".join(
-                [*([str(replicas)] if replicas > 1 else []), "None", *map(str, features.shape[2:])]
-            )
+            name = KERAS_NAMES.get(kind, kind.lower())
+            count = seen.get(name, 0)
+            seen[name] = count + 1
+            shape = ", ".join([*([str(replicas)] if replicas > 1 else []), "None", str(features.shape[-1])])
             rows.append(
-                (f"{index} ({kind})", f"({shape})", f"{sum(p.numel() for p in layer.parameters()):,}")
+                (
+                    f"{name}{f'_{count}' if count else ''} ({kind})",
+                    f"({shape})",
+                    f"{sum(p.numel() for p in layer.parameters()):,}",
+                )
             )
-    network.train(was_training)
-    trainable = sum(p.numel() for p in network.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in network.parameters())
+    model.train(was_training)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     rule = "-" * (sum(widths) + 6)
     lines = [rule]
@@ -50,36 +62,38 @@ def model_summary(network: MLP, scaling: str | None = None, feature_names: list[
         f"Total params: {total:,}",
         f"Trainable params: {trainable:,}",
         f"Non-trainable params: {total - trainable:,}",
-        f"Input scaling: {scaling or network[0].describe()}",
+        f"Input scaling: {scaling or describe_scaling(model)}",
     ]
-    if feature_names:
-        lines.append(f"Inputs: {', '.join(feature_names)}")
+    if model.hparams.feature_names:
+        lines.append(f"Inputs: {', '.join(model.hparams.feature_names)}")
     if replicas > 1:
         lines.append(f"Replicas: {replicas} independent copies of {total // replicas:,} parameters each")
     return "\n".join(lines)
 
 
+def describe_scaling(model: PimaClassifier) -> str:
+    """One line saying whether and how the model scales its inputs."""
+    if model.preprocess.is_identity():
+        return "none (raw features)"
+    return f"z-score with training-row statistics ({model.preprocess.mean.numel()} means and scales)"
+
+
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="summary", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    """Print the summary of a trained network (``ckpt_path=...``) or of the configured one."""
+    """Print the summary of a trained model (``ckpt_path=...``) or of the configured one."""
+    planned = None
     with one_line_errors():
-        names = None
         if cfg.ckpt_path:
             model = load_checkpoint(cfg.ckpt_path)[0]
-            network, names = model.network, model.hparams.feature_names
-        else:
-            network = MLP(
-                hidden=list(cfg.model.hidden), dropout=cfg.model.dropout, replicas=cfg.model.replicas
+        else:  # an untrained network has no statistics yet: say what training will fit
+            check_model_settings(cfg.model)
+            model = instantiate(cfg.model, n_features=8)  # the Pima CSV's width
+            planned = (
+                "z-score with training-row statistics, fitted when training starts (data.standardize=true)"
+                if cfg.data.standardize
+                else "none (raw features; data.standardize=false)"
             )
-    # an untrained network has no statistics yet: say what training will fit
-    planned = None
-    if not cfg.ckpt_path:
-        planned = (
-            "z-score with training-row statistics, fitted when training starts (data.standardize=true)"
-            if cfg.data.standardize
-            else "none (raw features; data.standardize=false)"
-        )
-    print(model_summary(network, planned, names))
+    print(model_summary(model, planned))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Train the notebook's model: ``python -m pima_lightning.train [group=option] [key=value ...]``."""
 
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,17 +12,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json
-from pima_lightning.callbacks import InterruptedCheckpoint
+from pima_lightning.callbacks import DivergenceCheck, interrupted
 from pima_lightning.checkpoint import check_resumable
 from pima_lightning.checks import whole
+from pima_lightning.config_checks import check_train_config
+from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError, exit_with_one_line
 from pima_lightning.evaluate import test_and_picture
 from pima_lightning.hparams import compared_hyperparameters, job_run_name, write_hparams_session
-from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier, check_optimizer_settings
+from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier
+from pima_lightning.run_record import result_lines, run_record
 from pima_lightning.summary import model_summary
 from pima_lightning.sweep import record_failure
 
@@ -41,16 +42,15 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     """
     started = time.perf_counter()
     seed_and_threads(cfg)
-    whole("checkpoint_every", cfg.checkpoint_every, unit=" of epochs")
     output_dir = Path(cfg.output_dir)
 
     datamodule, model = datamodule_and_model(cfg)
     if cfg.ckpt_path:
         epoch = check_resumable(cfg.ckpt_path, model, dict(datamodule.hparams))
         log.info("Resuming %s after epoch %d", cfg.ckpt_path, epoch)
-    log.info("Model:\n%s", model_summary(model.network, feature_names=datamodule.feature_names))
-    callbacks = [*instantiate_group(cfg.callbacks), *callbacks]
-    check_validation_rows_are_not_test_rows(cfg, model, callbacks)
+    log.info("Model:\n%s", model_summary(model))
+    callbacks = [*instantiate_group(cfg.callbacks), DivergenceCheck(), *callbacks]
+    check_validation_rows_are_not_test_rows(cfg, callbacks)
     trainer = instantiate(
         cfg.trainer, default_root_dir=output_dir, callbacks=callbacks, logger=instantiate_group(cfg.logger)
     )
@@ -69,9 +69,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     results = {
         name: float(value) for name, value in trainer.callback_metrics.items() if name.startswith("val/")
     }
-    stage, tested_checkpoint = "val", None
+    tested_checkpoint = None
     if cfg.test:
-        stage = "test"
         best = [ckpt for ckpt in trainer.checkpoint_callbacks if getattr(ckpt, "monitor", None)]
         tested_checkpoint = (best[0].best_model_path or None) if best else None
         test_metrics, figures = test_and_picture(
@@ -90,68 +89,12 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
                 write_hparams_session(logger.log_dir, hyperparameters, sorted(test_metrics))
     for logger in trainer.loggers:
         logger.finalize("success")  # flush and close the logs before metrics.json marks the run finished
-    if not trainer.is_global_zero:  # under DDP the first process alone writes the results
-        return results
-
-    wall_time = time.perf_counter() - started
-    replicas = model.hparams.replicas
-    record = {
-        **results,
-        "seed": cfg.seed,
-        "epochs": trainer.current_epoch,
-        "steps": trainer.global_step,
-        "replicas": replicas,
-        "wall_time_s": wall_time,
-        "fit_time_s": fit_time,
-        "torch_threads": torch.get_num_threads(),
-    }
-    if tested_checkpoint:  # the best epoch's weights, not the last
-        record["tested_checkpoint"] = tested_checkpoint
-    if replicas > 1:  # each replica's held-out metrics, replica 0 first
-        record["per_replica"] = {
-            name: values for name, values in model.replica_metrics.items() if name.startswith(f"{stage}/")
-        }
-    scored = f"{stage}/acc" in record  # not when no validation ran (trainer.limit_val_batches=0, say)
-    if scored:
-        rows = model.scored_rows[stage]  # fewer than the held-out rows with limit_test_batches, say
-        labels = (datamodule.test_set if stage == "test" else datamodule.val_set).tensors[1][:rows]
-        # the accuracy of always predicting the commoner class of those rows: the baseline to beat
-        record[f"{stage}/majority_share"] = max(labels.mean().item(), 1 - labels.mean().item())
-    write_json(output_dir / "metrics.json", record)
-    if not scored:
-        log.info("Trained %d epochs in %.1f s | %s", trainer.current_epoch, wall_time, output_dir)
-        return results
-    summary, table = held_out_report(record, stage)
-    log.info(
-        "%s (%d rows)%s | %d epochs in %.1f s | %s%s",
-        "Test" if cfg.test else "Validation",
-        rows,
-        summary,
-        trainer.current_epoch,
-        wall_time,
-        output_dir,
-        table,
-    )
+    if trainer.is_global_zero:  # under DDP the first process alone writes the results
+        timing = {"wall_time_s": time.perf_counter() - started, "fit_time_s": fit_time}
+        record = run_record(cfg, trainer, model, datamodule, results, timing, tested_checkpoint)
+        write_json(output_dir / "metrics.json", record)
+        log.info(result_lines(record, output_dir))
     return results
-
-
-def interrupted(trainer: L.Trainer, stop: SystemExit) -> SystemExit:
-    """The exit for a fit that a signal stopped: 143 for SIGTERM (what batch schedulers send), 130 for
-    Ctrl-C, after saying where training stopped and how to resume (on stderr and in train.log)."""
-    sigterm = isinstance(stop, SIGTERMException)
-    saved = [
-        callback.ckpt_path
-        for callback in trainer.callbacks
-        if isinstance(callback, InterruptedCheckpoint) and Path(callback.ckpt_path).is_file()
-    ]
-    resume = f"resume with ckpt_path={saved[0]}" if saved else "no checkpoint was written for it"
-    message = (
-        f"interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'} in epoch {trainer.current_epoch} "
-        f"(step {trainer.global_step}); {resume}"
-    )
-    log.error(message)
-    print(f"error: {message}", file=sys.stderr)
-    return SystemExit(143 if sigterm else 130)
 
 
 def command_line_train_overrides(own_group: str) -> list[str]:
@@ -172,24 +115,15 @@ def seed_and_threads(cfg: DictConfig) -> None:
         torch.set_num_threads(whole("torch_threads", threads))
 
 
-def datamodule_and_model(cfg: DictConfig) -> tuple[L.LightningDataModule, PimaClassifier]:
-    """The data module, read and validated (bad input fails here, before training starts), and the
-    model of ``cfg``, with the feature scaling fitted on its training rows."""
+def datamodule_and_model(cfg: DictConfig) -> tuple[PimaDataModule, PimaClassifier]:
+    """The checked config's data module, read and validated (bad input fails here, before training
+    starts), and its model, adapted to the data: the CSV's width and names, the training rows' scaling."""
+    check_train_config(cfg)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
-    scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True) or None
-    model = PimaClassifier(
-        **OmegaConf.to_container(cfg.model, resolve=True),
-        n_features=datamodule.n_features,  # the input width follows the CSV
-        feature_names=datamodule.feature_names,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        feature_mean=datamodule.feature_mean,
-        feature_scale=datamodule.feature_scale,
-    )
-    check_optimizer_settings(optimizer, scheduler)
+    model = instantiate(cfg.model)
+    model.adapt(datamodule)
     return datamodule, model
 
 
@@ -200,9 +134,7 @@ def instantiate_group(group: DictConfig | None) -> list:
     return [thing for thing in built if thing is not None]  # console_progress with the bar turned off
 
 
-def check_validation_rows_are_not_test_rows(
-    cfg: DictConfig, model: PimaClassifier, callbacks: Sequence[L.Callback]
-) -> None:
+def check_validation_rows_are_not_test_rows(cfg: DictConfig, callbacks: Sequence[L.Callback]) -> None:
     """Refuse to select or adapt on validation metrics when the validation rows are the test rows
     (``data.val_size=0``, the notebook's ``validation_data``): that would select on the test set."""
     monitors = [
@@ -210,8 +142,7 @@ def check_validation_rows_are_not_test_rows(
         for callback in callbacks
         if str(getattr(callback, "monitor", None) or "").startswith("val/")
     ]
-    scheduler = (model.hparams.scheduler or {}).get("_target_", "")
-    if scheduler.endswith("ReduceLROnPlateau"):
+    if str((cfg.scheduler or {}).get("_target_", "")).endswith("ReduceLROnPlateau"):
         monitors.append(f"ReduceLROnPlateau monitors {PLATEAU_MONITOR}")
     if monitors and cfg.data.val_size == 0:
         raise InputError(
@@ -219,26 +150,6 @@ def check_validation_rows_are_not_test_rows(
             "rows, so this would select on the test set; set data.val_size (e.g. data.val_size=0.2) to "
             "validate on rows carved from the training part"
         )
-
-
-def held_out_report(record: dict, stage: str) -> tuple[str, str]:
-    """Accuracy, AUROC and loss as one line, and with replicas (mean ± std and the ensemble's) a
-    table of every replica's on the lines after."""
-    names = {"acc": "accuracy", "auroc": "AUROC", "loss": "loss"}
-    if record["replicas"] == 1:
-        return ": " + ", ".join(
-            f"{label} {record[f'{stage}/{name}']:.4f}" for name, label in names.items()
-        ), ""
-    mean_std = ", ".join(
-        f"{label} {record[f'{stage}/{name}']:.4f} ± {record[f'{stage}/{name}_std']:.4f}"
-        for name, label in names.items()
-    )
-    ensemble = ", ".join(f"{label} {record[f'{stage}/ensemble_{name}']:.4f}" for name, label in names.items())
-    table = ["", "replica  " + "  ".join(f"{label:>8}" for label in names.values())]
-    for replica in range(record["replicas"]):
-        values = [record["per_replica"][f"{stage}/{name}"][replica] for name in names]
-        table.append(f"{replica:>7}  " + "  ".join(f"{value:8.4f}" for value in values))
-    return f", {record['replicas']} replicas: {mean_std} (mean ± std); ensemble: {ensemble}", "\n".join(table)
 
 
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="config", version_base="1.3")

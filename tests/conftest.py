@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from sklearn.model_selection import train_test_split
@@ -70,6 +71,12 @@ def notebook_split(pima_csv):
     """The notebook's own ``X_train, X_test, y_train, y_test``, computed as the notebook computes them."""
     dataset = np.loadtxt(pima_csv, delimiter=",")
     return train_test_split(dataset[:, 0:8], dataset[:, 8], test_size=0.33, random_state=7)
+
+
+def predicted_probabilities(model, rows) -> np.ndarray:
+    """P(class 1) of raw feature rows, as ``trainer.predict`` computes it: the model's ``predict_step``."""
+    with torch.no_grad():
+        return model.eval().predict_step(torch.as_tensor(rows, dtype=torch.float32), 0).numpy()
 
 
 @pytest.fixture

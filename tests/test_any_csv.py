@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import predicted_probabilities
 
 from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.csvfile import read_labelled_csv
@@ -54,7 +55,7 @@ def test_train_predict_evaluate_and_summary_on_a_five_feature_csv(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Inputs: age, dose, weight, score, pressure" in result.stdout
-    assert "1 (ReplicatedLinear)   (None, 12)          72" in result.stdout  # 5 inputs: 5*12 + 12
+    assert "dense (Linear)                (None, 12)          72" in result.stdout  # 5 inputs: 5*12 + 12
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test/acc"] > 0.8  # the rule is learnable: far above the majority class
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
@@ -73,7 +74,7 @@ def test_train_predict_evaluate_and_summary_on_a_five_feature_csv(
         + "\n"
     )
     probabilities = predict(str(checkpoint), str(reordered), tmp_path / "p.csv")
-    np.testing.assert_allclose(probabilities, model.predict_proba(features[:50]), atol=1e-5)
+    np.testing.assert_allclose(probabilities, predicted_probabilities(model, features[:50]), atol=1e-5)
     missing = tmp_path / "missing.csv"
     missing.write_text("age,dose,weight,score,height\n" + "1,2,3,4,5\n")
     with pytest.raises(InputError, match="no column 'pressure', which the model was trained on"):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.config_checks import check_buildable_config
 from pima_lightning.errors import InputError
-from pima_lightning.model import check_buildable_config
 from pima_lightning.train import train
 
 
@@ -137,12 +137,13 @@ def test_weights_must_be_the_networks_and_finite(genuine, tmp_path):
     path, checkpoint = genuine
     for name, change in [("nan", lambda w: w.fill_(float("nan"))), ("shape", lambda w: w.unsqueeze(0))]:
         state = dict(checkpoint["state_dict"])
-        state["network.1.weight"] = change(state["network.1.weight"].clone())
+        state["network.0.weight"] = change(state["network.0.weight"].clone())
         torch.save({**checkpoint, "state_dict": state}, tmp_path / f"{name}.ckpt")
         with pytest.raises(InputError, match="state_dict"):
             load_checkpoint(tmp_path / f"{name}.ckpt")
-    model, split = load_checkpoint(path)  # the genuine one loads, without an optimizer
-    assert model.hparams.optimizer is None and split["split"] == "random" and split["trained_on"] is None
+    model, split = load_checkpoint(path)  # the genuine one loads; its optimizer config is checked data
+    assert model.hparams.optimizer["_target_"] == "torch.optim.SGD"
+    assert split["split"] == "random" and split["trained_on"] is None
 
 
 def test_allowed_configs_are_torch_optim_classes_found_without_importing_anything_else():

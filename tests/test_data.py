@@ -7,12 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from pima_lightning.data import DATASET_FILENAME, DATASET_SHA256, PimaDataModule, ReplicaBatchSampler
+from pima_lightning.config_checks import check_data_settings
+from pima_lightning.data import DATASET_FILENAME, DATASET_SHA256, PimaDataModule
+from pima_lightning.ensemble import EnsembleDataModule, ReplicaBatchSampler
 from pima_lightning.errors import InputError
 
 
-def setup_module_for(path, **kwargs) -> PimaDataModule:
-    datamodule = PimaDataModule(path=str(path), **kwargs)
+def setup_module_for(path, replicas: int = 1, **kwargs) -> PimaDataModule:
+    datamodule = (
+        EnsembleDataModule(replicas, path=str(path), **kwargs)
+        if replicas > 1
+        else PimaDataModule(path=str(path), **kwargs)
+    )
     datamodule.prepare_data()
     datamodule.setup("fit")
     return datamodule
@@ -72,8 +78,9 @@ def test_training_batches_are_reshuffled_every_epoch_from_the_seed(pima_csv):
 
     def one_epoch():
         batches = list(datamodule.train_dataloader())
-        assert [labels.shape for _, labels in batches] == [(1, 10)] * 51 + [(1, 4)]
-        return torch.cat([features[0] for features, _ in batches])
+        assert [labels.shape for _, labels in batches] == [(10,)] * 51 + [(4,)]
+        assert batches[0][0].shape == (10, 8)
+        return torch.cat([features for features, _ in batches])
 
     torch.manual_seed(0)
     first, second = one_epoch(), one_epoch()
@@ -84,9 +91,9 @@ def test_training_batches_are_reshuffled_every_epoch_from_the_seed(pima_csv):
     assert torch.equal(first.sort(dim=0).values, datamodule.train_set.tensors[0].sort(dim=0).values)
 
 
-def test_one_replicas_batches_are_those_of_a_shuffling_dataloader(pima_csv):
-    """With one replica the loader serves exactly what ``DataLoader(shuffle=True)`` serves from a
-    ``TensorDataset``; validation batches too."""
+def test_batches_are_those_of_a_shuffling_dataloader(pima_csv):
+    """The loader serves exactly what ``DataLoader(shuffle=True)`` serves from a ``TensorDataset``;
+    validation batches too."""
     datamodule = setup_module_for(pima_csv)
     torch.manual_seed(3)
     ours = list(datamodule.train_dataloader())
@@ -95,7 +102,7 @@ def test_one_replicas_batches_are_those_of_a_shuffling_dataloader(pima_csv):
     reference = list(torch.utils.data.DataLoader(plain_rows, batch_size=10, shuffle=True))
     assert len(ours) == len(reference) == 52
     for (features, labels), (their_features, their_labels) in zip(ours, reference, strict=True):
-        assert torch.equal(features[0], their_features) and torch.equal(labels[0], their_labels)
+        assert torch.equal(features, their_features) and torch.equal(labels, their_labels)
     plain_val = torch.utils.data.TensorDataset(*datamodule.val_set.tensors)
     for ours_val, theirs in zip(
         datamodule.val_dataloader(), torch.utils.data.DataLoader(plain_val, batch_size=128), strict=True
@@ -172,9 +179,10 @@ def test_a_file_of_one_class_does_not_suggest_stratifying(tmp_path, split):
         ({"eval_batch_size": 0}, r"data.eval_batch_size=0: expected a whole number >= 1"),
     ],
 )
-def test_bad_settings_are_rejected_before_reading(kwargs, expected):
+def test_bad_settings_are_rejected_where_the_config_is_read(make_config, kwargs, expected):
+    overrides = [f"data.{key}={value}" for key, value in kwargs.items()]
     with pytest.raises(InputError, match=expected):
-        PimaDataModule(**kwargs)
+        check_data_settings(make_config(*overrides).data)
 
 
 @pytest.fixture

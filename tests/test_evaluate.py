@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import predicted_probabilities
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -45,7 +46,7 @@ def test_evaluate_on_another_csv_scores_every_row(trained_run, tmp_path, pima_cs
     assert report["n_rows"] == 768
     model, _ = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     dataset = np.loadtxt(pima_csv, delimiter=",")
-    accuracy = ((model.predict_proba(dataset[:, :8]) > 0.5) == dataset[:, 8]).mean()
+    accuracy = ((predicted_probabilities(model, dataset[:, :8]) > 0.5) == dataset[:, 8]).mean()
     assert report["acc"] == pytest.approx(accuracy, abs=1e-6)
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+from conftest import predicted_probabilities
 from hydra import compose, initialize_config_module
 
 from pima_lightning.checkpoint import load_checkpoint
@@ -15,7 +16,7 @@ from pima_lightning.train import train
 @pytest.fixture(scope="module", params=[1, 3], ids=["one model", "3 replicas"])
 def checkpoint_and_rows(request, tmp_path_factory, notebook_split):
     """A short training run's checkpoint and its raw held-out rows; with replicas, the export scores
-    with their ensemble, as ``predict_proba`` does."""
+    with their ensemble, as ``predict_step`` does."""
     run_dir = tmp_path_factory.mktemp("run")
     with initialize_config_module("pima_lightning.conf", version_base="1.3"):
         cfg = compose("config", overrides=[f"output_dir={run_dir}", "trainer.max_epochs=3",
@@ -26,7 +27,7 @@ def checkpoint_and_rows(request, tmp_path_factory, notebook_split):
 
 
 def expected(checkpoint, rows):
-    return load_checkpoint(checkpoint)[0].predict_proba(rows)
+    return predicted_probabilities(load_checkpoint(checkpoint)[0], rows)
 
 
 def test_onnx_export_scores_raw_rows_like_the_checkpoint(checkpoint_and_rows, tmp_path):

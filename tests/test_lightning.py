@@ -80,8 +80,8 @@ def test_limit_val_batches_validates_on_the_first_batches_only(trained, pima_csv
     model, _ = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     features, labels = held_out(pima_csv)
     with torch.no_grad():
-        first_batch = F.binary_cross_entropy_with_logits(model(features[:128])[0], labels[:128])
-        every_row = F.binary_cross_entropy_with_logits(model(features)[0], labels)
+        first_batch = F.binary_cross_entropy_with_logits(model(features[:128]), labels[:128])
+        every_row = F.binary_cross_entropy_with_logits(model(features), labels)
     assert metrics["val/loss"] == pytest.approx(first_batch.item(), abs=1e-6)
     assert metrics["test/loss"] == pytest.approx(every_row.item(), abs=1e-6)
     assert metrics["val/loss"] != pytest.approx(metrics["test/loss"], abs=1e-4)
@@ -116,8 +116,8 @@ def test_bf16_mixed_precision_trains_in_bfloat16(trained):
         torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
         for run_dir in (bf16_dir, fp32_dir)
     ]
-    assert weights[0]["network.1.weight"].dtype == torch.float32  # mixed: the weights stay float32
-    difference = (weights[0]["network.1.weight"] - weights[1]["network.1.weight"]).abs().max()
+    assert weights[0]["network.0.weight"].dtype == torch.float32  # mixed: the weights stay float32
+    difference = (weights[0]["network.0.weight"] - weights[1]["network.0.weight"]).abs().max()
     assert 0 < difference < 0.01  # the same training, rounded to bfloat16 on the way
     assert bf16["test/loss"] != fp32["test/loss"]
 
@@ -206,7 +206,7 @@ def test_early_stopping_stops_and_the_test_scores_the_best_epoch(trained, read_s
     model, _ = load_checkpoint(best)
     features, labels = held_out(pima_csv, val_size=0.2)
     with torch.no_grad():
-        accuracy = ((model(features)[0] > 0).float() == labels).float().mean().item()
+        accuracy = ((model(features) > 0).float() == labels).float().mean().item()
     assert metrics["test/acc"] == pytest.approx(accuracy, abs=1e-6)
 
 

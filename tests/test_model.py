@@ -1,27 +1,19 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
+from pima_lightning.config_checks import check_model_settings
+from pima_lightning.ensemble import EnsembleClassifier, StackedMLP
 from pima_lightning.errors import InputError
 from pima_lightning.model import MLP, PimaClassifier
 
 
 @pytest.fixture
 def classifier(make_config):
-    """``classifier(*overrides)``: a PimaClassifier built from the composed config, as train builds it."""
-    return lambda *overrides: build_classifier(make_config(*overrides))
-
-
-def build_classifier(cfg) -> PimaClassifier:
-    return PimaClassifier(
-        **OmegaConf.to_container(cfg.model),
-        optimizer=OmegaConf.to_container(cfg.optimizer),
-        scheduler=OmegaConf.to_container(cfg.scheduler) or None,
-    )
+    """``classifier(*overrides)``: the model the composed config builds, for the Pima CSV's 8 features."""
+    return lambda *overrides: instantiate(make_config(*overrides).model, n_features=8)
 
 
 def test_the_notebooks_network_has_193_trainable_parameters():
@@ -29,9 +21,8 @@ def test_the_notebooks_network_has_193_trainable_parameters():
     counts = [layer.weight.numel() + layer.bias.numel() for layer in network.linear_layers()]
     assert counts == [8 * 12 + 12, 12 * 6 + 6, 6 * 1 + 1]
     assert sum(p.numel() for p in network.parameters() if p.requires_grad) == 193
-    dense = "ReplicatedLinear"
     assert [type(layer).__name__ for layer in network] == [
-        "Standardize", dense, "ReLU", "Dropout", dense, "ReLU", "Dropout", dense,
+        "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear",
     ]  # fmt: skip
     assert [layer.p for layer in network if isinstance(layer, torch.nn.Dropout)] == [0.2, 0.2]
 
@@ -39,25 +30,34 @@ def test_the_notebooks_network_has_193_trainable_parameters():
 def test_hidden_widths_and_dropout_are_configurable():
     network = MLP(hidden=[32, 16, 8], dropout=0.5)
     assert [layer.out_features for layer in network.linear_layers()] == [32, 16, 8, 1]
-    assert [layer.weight.shape for layer in MLP(replicas=5).linear_layers()] == [
+    assert {layer.p for layer in network if isinstance(layer, torch.nn.Dropout)} == {0.5}
+    assert [layer.weight.shape for layer in StackedMLP(5, 8, [12, 6], 0.2).linear_layers()] == [
         (5, 8, 12),
         (5, 12, 6),
         (5, 6, 1),
     ]
-    assert {layer.p for layer in network if isinstance(layer, torch.nn.Dropout)} == {0.5}
 
 
 def test_keras_initialisation():
     torch.manual_seed(0)
-    *hidden, output = MLP(replicas=3).linear_layers()
+    *hidden, output = MLP().linear_layers()
     for layer in hidden:
-        limit = math.sqrt(6 / (layer.in_features + layer.out_features))  # Glorot uniform, per replica
-        for weight in layer.weight:
-            assert weight.abs().max() <= limit
-            assert weight.abs().max() > 0.8 * limit  # spread over the range, not a narrower default
+        limit = math.sqrt(6 / (layer.in_features + layer.out_features))  # Glorot uniform
+        assert layer.weight.abs().max() <= limit
+        assert layer.weight.abs().max() > 0.8 * limit  # spread over the range, not a narrower default
     assert output.weight.abs().max() <= 0.05  # Keras 'uniform': U(-0.05, 0.05)
     assert output.weight.abs().max() > 0.03
     assert all(not layer.bias.any() for layer in (*hidden, output))
+
+
+def test_kernels_are_drawn_in_keras_layout_as_each_replica_draws_them():
+    """One model and replica 0 of an ensemble from the same seed hold the same weights."""
+    torch.manual_seed(3)
+    plain = MLP().get_weights()
+    torch.manual_seed(3)
+    stacked = StackedMLP(1, 8, [12, 6], 0.2).get_weights()
+    for mine, theirs in zip(plain, stacked, strict=True):
+        torch.testing.assert_close(torch.as_tensor(mine), torch.as_tensor(theirs))
 
 
 def test_different_seeds_give_different_weights():
@@ -68,48 +68,38 @@ def test_different_seeds_give_different_weights():
 
 
 def test_inputs_are_standardised_with_the_stored_statistics():
-    mean, scale = np.arange(8.0), np.arange(1.0, 9.0)
-    network = MLP(feature_mean=mean, feature_scale=scale).eval()
-    plain = MLP().eval()
-    plain.load_state_dict(
-        {k: v for k, v in network.state_dict().items() if not k.startswith("0.")}, strict=False
-    )
+    model = PimaClassifier(n_features=8).eval()
+    mean, scale = torch.arange(8.0), torch.arange(1.0, 9.0)
+    model.preprocess.mean.copy_(mean)
+    model.preprocess.scale.copy_(scale)
     raw = torch.randn(5, 8) * 10 + 3
-    standardised = (raw - torch.as_tensor(mean, dtype=torch.float32)) / torch.as_tensor(
-        scale, dtype=torch.float32
-    )
-    torch.testing.assert_close(network(raw), plain(standardised))
-    assert set(network.state_dict()) >= {"0.mean", "0.scale"}  # they travel in checkpoints
-
-
-def test_output_is_one_logit_per_row_and_replica():
-    assert MLP()(torch.randn(7, 8)).shape == (1, 7)
-    assert MLP(replicas=3)(torch.randn(7, 8)).shape == (3, 7)  # the same rows for every replica
-    assert MLP(replicas=3)(torch.randn(3, 7, 8)).shape == (3, 7)  # each replica's own rows
-    assert MLP(replicas=3).probability(torch.randn(7, 8)).shape == (7,)
-
-
-def test_one_replica_computes_what_torch_linear_layers_compute():
-    network = MLP(feature_mean=np.full(8, 2.0), feature_scale=np.full(8, 3.0)).eval()
-    reference = torch.nn.Sequential(
-        torch.nn.Linear(8, 12),
-        torch.nn.ReLU(),
-        torch.nn.Linear(12, 6),
-        torch.nn.ReLU(),
-        torch.nn.Linear(6, 1),
-    )
     with torch.no_grad():
-        for mine, theirs in zip(network.linear_layers(), reference[::2], strict=True):
-            theirs.weight.copy_(mine.weight[0].T)
-            theirs.bias.copy_(torch.randn_like(theirs.bias))
-            mine.bias[0, 0].copy_(theirs.bias)
-    rows = torch.randn(9, 8) * 5
-    torch.testing.assert_close(network(rows)[0], reference((rows - 2) / 3).squeeze(-1))
+        torch.testing.assert_close(model(raw), model.network((raw - mean) / scale).squeeze(-1))
+    assert set(model.state_dict()) >= {"preprocess.mean", "preprocess.scale"}  # they travel in checkpoints
+
+
+def test_output_is_one_logit_per_row():
+    assert PimaClassifier(n_features=8)(torch.randn(7, 8)).shape == (7,)
+    ensemble = EnsembleClassifier(3, n_features=8)
+    assert ensemble(torch.randn(7, 8)).shape == (3, 7)  # the same rows for every replica
+    assert ensemble(torch.randn(3, 7, 8)).shape == (3, 7)  # each replica's own rows
+    assert ensemble.predict_step(torch.randn(7, 8), 0).shape == (7,)
+
+
+def test_one_replica_of_an_ensemble_computes_what_torch_linear_layers_compute():
+    ensemble = EnsembleClassifier(2, n_features=8).eval()
+    plain = PimaClassifier(n_features=8).eval()
+    with torch.no_grad():
+        for mine, theirs in zip(ensemble.network.linear_layers(), plain.network.linear_layers(), strict=True):
+            theirs.weight.copy_(mine.weight[1].T)
+            theirs.bias.copy_(mine.bias[1, 0])
+        rows = torch.randn(9, 8) * 5
+        torch.testing.assert_close(ensemble(rows)[1], plain(rows))
 
 
 def test_replicas_share_no_weights_and_draw_their_own_dropout_masks():
     torch.manual_seed(0)
-    network = MLP(replicas=4)
+    network = StackedMLP(4, 8, [12, 6], 0.2)
     for layer in network.linear_layers():
         assert len({tuple(weight.flatten().tolist()) for weight in layer.weight}) == 4  # own initialisation
     with torch.no_grad():  # make every replica identical: only dropout can then tell them apart
@@ -142,6 +132,13 @@ def test_a_replicas_gradient_is_that_of_its_own_loss_alone(classifier):
         assert not torch.allclose(old[2], new[2])
 
 
+def test_the_default_optimizer_is_the_notebooks_sgd():
+    optimizer = PimaClassifier(n_features=8).configure_optimizers()
+    assert isinstance(optimizer, torch.optim.SGD)
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["momentum"], group["nesterov"]) == (0.01, 0.9, True)
+
+
 def test_sgd_config_builds_the_notebooks_optimizer(classifier):
     optimizer = classifier().configure_optimizers()
     assert isinstance(optimizer, torch.optim.SGD)
@@ -156,6 +153,13 @@ def test_adam_config_uses_keras_defaults_and_overrides(classifier):
     assert (group["lr"], group["betas"], group["eps"]) == (0.001, (0.9, 0.999), 1e-7)
     fast = classifier("optimizer=adam", "optimizer.lr=0.1").configure_optimizers()
     assert fast.param_groups[0]["lr"] == 0.1
+
+
+def test_the_model_builds_only_classes_of_torch_optim():
+    for target in ("builtins.print", "torch.optim.sgd.torch.load", "os.system"):
+        model = PimaClassifier(n_features=8, optimizer={"_target_": target})
+        with pytest.raises(ValueError, match=r"names no Optimizer class in torch\.optim"):
+            model.configure_optimizers()
 
 
 @pytest.mark.parametrize(
@@ -177,10 +181,13 @@ def test_scheduler_choices_decay_the_learning_rate_per_epoch(classifier, choice,
 def test_l1_penalty_sums_absolute_weights_only(classifier):
     model = classifier("model.l1=0.01")
     weights = sum(layer.weight.abs().sum() for layer in model.network.linear_layers())
-    torch.testing.assert_close(model.l1_penalty(), 0.01 * weights.reshape(1))
-    logits, labels = torch.randn(1, 10), torch.ones(10)
-    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits[0], labels)
-    torch.testing.assert_close(model.objective(logits, labels), plain + 0.01 * weights)  # minimised
+    torch.testing.assert_close(model.l1_penalty(), 0.01 * weights)
+    rows, labels = torch.randn(10, 8), torch.ones(10)  # minimised: the cross-entropy plus the penalty
+    no_dropout = classifier("model.l1=0.01", "model.dropout=0")
+    loss = no_dropout.training_step((rows, labels), 0)
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(no_dropout(rows), labels)
+    penalty = 0.01 * sum(layer.weight.abs().sum() for layer in no_dropout.network.linear_layers())
+    torch.testing.assert_close(loss, plain + penalty)
 
 
 def test_the_objective_sums_the_replicas_mean_losses(classifier):
@@ -201,14 +208,9 @@ def test_weight_decay_reaches_the_optimizer(classifier):
         ("model.dropout=1.0", "model.dropout=1.0"),
         ("model.l1=-1", "model.l1=-1"),
         ("model.replicas=0", "model.replicas=0"),
+        ("model.hidden=[0]", r"model.hidden=\[0\]"),
     ],
 )
-def test_bad_model_settings_are_rejected(classifier, override, expected):
+def test_bad_model_settings_are_rejected_where_the_config_is_read(make_config, override, expected):
     with pytest.raises(InputError, match=expected):
-        classifier(override)
-
-
-def test_optimizer_config_is_instantiable_as_hydra_builds_it(make_config):
-    cfg = make_config("optimizer=adam")
-    partial = instantiate(cfg.optimizer)
-    assert isinstance(partial(MLP().parameters()), torch.optim.Adam)
+        check_model_settings(make_config(override).model)

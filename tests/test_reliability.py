@@ -49,7 +49,7 @@ def test_config_mistakes_fail_before_training_with_one_line(train_cli, tmp_path,
         (["model.hidden=[-3]"], "model.hidden=[-3]: expected a list of whole numbers >= 1, e.g. [12, 6]"),
         (
             ["model.replicas=0"],
-            "data.replicas=0: expected a whole number >= 1 (the config sets it to model.replicas)",
+            "model.replicas=0: expected a whole number >= 1",
         ),
         (["optimizer.lr=0"], "optimizer.lr=0: expected a number > 0"),
         (["optimizer.lr=-1"], "optimizer.lr=-1: expected a number > 0"),
@@ -99,7 +99,7 @@ def test_same_seed_gives_identical_weights_other_seed_other_weights(make_config,
 
     first, again, other = final_weights(1, "a"), final_weights(1, "b"), final_weights(2, "c")
     assert all(torch.equal(first[key], again[key]) for key in first)
-    assert not torch.equal(first["network.1.weight"], other["network.1.weight"])
+    assert not torch.equal(first["network.0.weight"], other["network.0.weight"])
     metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in "ab"]
     assert {k: v for k, v in metrics[0].items() if not k.endswith("time_s")} == {
         k: v for k, v in metrics[1].items() if not k.endswith("time_s")

@@ -8,6 +8,7 @@ import statistics
 import numpy as np
 import pytest
 import torch
+from conftest import predicted_probabilities
 
 from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.data import PimaDataModule
@@ -41,7 +42,7 @@ def test_a_replicas_run_reports_each_replica_their_spread_and_the_ensemble(
     with torch.no_grad():
         replica_accuracy = ((model(features) > 0).float() == labels).float().mean(1)
     assert replica_accuracy.tolist() == pytest.approx(per_replica["test/acc"])
-    ensemble_probability = model.predict_proba(features)
+    ensemble_probability = predicted_probabilities(model, features)
     np.testing.assert_allclose(ensemble_probability, model(features).sigmoid().mean(0).detach(), atol=1e-7)
     assert metrics["test/ensemble_acc"] == pytest.approx(
         ((ensemble_probability > 0.5) == labels.numpy()).mean()

@@ -35,7 +35,7 @@ def test_compose_api_run_trains_tests_and_writes_results(make_config, fast, tmp_
     with torch.no_grad():
         accuracy = ((model(features) > 0).float() == labels).float().mean().item()
     assert accuracy == pytest.approx(metrics["test/acc"], abs=1e-6)
-    torch.testing.assert_close(model.network[0].mean, torch.as_tensor(datamodule.feature_mean).float())
+    torch.testing.assert_close(model.preprocess.mean, torch.as_tensor(datamodule.feature_mean).float())
 
 
 def test_same_seed_same_metrics_other_seed_other_metrics(make_config, fast):

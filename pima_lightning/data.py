@@ -158,6 +158,21 @@ class PimaDataModule(L.LightningDataModule):
                     "add rows of each class, or set data.stratify=true"
                 )
 
+    def state_dict(self) -> dict:
+        """torch's random state, which the batch order and dropout masks draw from: Lightning saves it in
+        every checkpoint and restores it when a fit resumes (``ckpt_path``), so the resumed run draws what
+        an uninterrupted run with the same seed would, and ends with its metrics."""
+        state = {"torch_rng_state": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda_rng_states"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "torch_rng_state" in state_dict:
+            torch.set_rng_state(state_dict["torch_rng_state"])
+        if "cuda_rng_states" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda_rng_states"])
+
     def train_dataloader(self) -> DataLoader:
         """Minibatches of ``batch_size`` training rows, reshuffled every epoch."""
         return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True)

@@ -101,7 +101,7 @@ class EnsembleClassifier(PimaClassifier):
 
     def __init__(self, replicas: int = 2, **settings) -> None:
         super().__init__(**settings)  # its save_hyperparameters records replicas too
-        del self.train_totals, self.val_metrics, self.test_metrics
+        del self.val_metrics, self.test_metrics  # the training step's outputs are kept as the core keeps them
         # training rows: loss and accuracy, as Keras's fit() history; an ensemble of training rows
         # means nothing: each replica sees its own rows
         self.train_metrics = StageMetrics(replicas, ensemble=False, scores=("acc",))
@@ -139,7 +139,7 @@ class EnsembleClassifier(PimaClassifier):
         """Every replica's rows: ``(replicas, rows, n_features)`` and ``(replicas, rows)``."""
         features, labels = batch
         logits = self(features)
-        self.train_metrics.update(logits, labels)
+        self.train_outputs.append((logits.detach(), labels))
         return self.objective(logits, labels)
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -156,6 +156,10 @@ class EnsembleClassifier(PimaClassifier):
         return self(features).sigmoid().mean(0)
 
     def on_train_epoch_end(self) -> None:
+        if self.train_outputs:  # scored once an epoch, as the core scores its training rows
+            logits, labels = (torch.cat(parts, dim=-1) for parts in zip(*self.train_outputs, strict=True))
+            self.train_outputs.clear()
+            self.train_metrics.update(logits, labels)
         self._log_epoch("train")
 
     def on_validation_epoch_end(self) -> None:

@@ -2,6 +2,7 @@
 
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +30,10 @@ from pima_lightning.summary import model_summary
 from pima_lightning.sweep import record_failure
 
 log = logging.getLogger(__name__)
+# the module logs once an epoch, so no step interval applies: not worth a warning every run with few batches
+warnings.filterwarnings(
+    "ignore", message=r"The number of training batches \(\d+\) is smaller than the logging"
+)
 OmegaConf.register_new_resolver("job_run_name", job_run_name, replace=True)  # conf/logger/*.yaml: version
 
 

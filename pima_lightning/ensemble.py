@@ -94,6 +94,8 @@ class StackedMLP(nn.Sequential):
 class EnsembleClassifier(PimaClassifier):
     """``replicas`` independent ``PimaClassifier``s trained side by side on one shared input scaling.
 
+    Its training batches carry every replica's rows (``EnsembleDataModule``): features ``(replicas, rows,
+    n_features)``, labels ``(replicas, rows)``; the steps are ``PimaClassifier``'s, with this ``objective``.
     Metrics are logged as the replicas' mean (``val/acc``), their standard deviation
     (``val/acc_std``) and the ensemble's (``val/ensemble_acc``); each replica's values of the latest
     epoch are kept in ``replica_metrics`` (``"test/acc" -> [one value per replica]``).
@@ -101,7 +103,6 @@ class EnsembleClassifier(PimaClassifier):
 
     def __init__(self, replicas: int = 2, **settings) -> None:
         super().__init__(**settings)  # its save_hyperparameters records replicas too
-        del self.val_metrics, self.test_metrics  # the training step's outputs are kept as the core keeps them
         # training rows: loss and accuracy, as Keras's fit() history; an ensemble of training rows
         # means nothing: each replica sees its own rows
         self.train_metrics = StageMetrics(replicas, ensemble=False, scores=("acc",))
@@ -134,21 +135,6 @@ class EnsembleClassifier(PimaClassifier):
         if self.hparams.l1:
             objective = objective + self.l1_penalty().sum()
         return objective
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        """Every replica's rows: ``(replicas, rows, n_features)`` and ``(replicas, rows)``."""
-        features, labels = batch
-        logits = self(features)
-        self.train_outputs.append((logits.detach(), labels))
-        return self.objective(logits, labels)
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        features, labels = batch
-        self.val_metrics.update(self(features), labels)
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        features, labels = batch
-        self.test_metrics.update(self(features), labels)
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """The ensemble's P(class 1) per row: the mean of the replicas' probabilities."""

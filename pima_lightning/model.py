@@ -234,14 +234,16 @@ class PimaClassifier(L.LightningModule):
         """``l1 * sum(|w|)`` over the weight matrices (biases excluded, as Keras's kernel_regularizer)."""
         return self.hparams.l1 * sum(layer.weight.abs().sum() for layer in self.network.linear_layers())
 
+    def objective(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """What a training step minimises: the binary cross-entropy, plus ``l1``'s penalty."""
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        return loss + self.l1_penalty() if self.hparams.l1 else loss
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         features, labels = batch
         logits = self(features)
-        loss = F.binary_cross_entropy_with_logits(logits, labels)
-        if self.hparams.l1:
-            loss = loss + self.l1_penalty()
         self.train_outputs.append((logits.detach(), labels))
-        return loss
+        return self.objective(logits, labels)
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's training loss and accuracy (Keras's ``fit()`` history), from the logits of its

@@ -193,8 +193,8 @@ class PimaClassifier(L.LightningModule):
         missing = [name for name in needed if not hasattr(datamodule, name)]
         if missing:
             raise ValueError(
-                f"{type(datamodule).__name__} has no {', '.join(missing)}: fit PimaClassifier with a "
-                "PimaDataModule, or build it as PimaClassifier(n_features=...) and call adapt()"
+                f"{type(datamodule).__name__} has no {', '.join(missing)}: PimaClassifier takes its input "
+                "width and scaling from a datamodule that has them after setup(), such as PimaDataModule"
             )
         if self.network is None:
             self.build(datamodule.n_features)

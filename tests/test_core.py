@@ -86,6 +86,10 @@ def test_fitting_without_a_datamodule_says_what_is_missing_in_one_line(pima_csv)
     ) as raised:
         L.Trainer(max_epochs=1, **QUIET).fit(PimaClassifier(), train_dataloaders=rows)
     assert "\n" not in str(raised.value)
+    with pytest.raises(
+        ValueError, match="object has no n_features, feature_names, feature_mean, feature_scale"
+    ):
+        PimaClassifier().adapt(object())
     datamodule = PimaDataModule(path=str(pima_csv))
     datamodule.setup("fit")
     model = PimaClassifier()

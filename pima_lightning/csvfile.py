@@ -61,6 +61,7 @@ def read_labelled_csv(
     _check_regular_file(path, option)
     header = _header(path)
     label = -1
+    _check_header_width(path, header)
     if label_column is not None:
         if header is None:
             raise InputError(
@@ -82,9 +83,7 @@ def read_labelled_csv(
     width = table.shape[1]
     label %= width
     features = table[:, :label] if label == width - 1 else np.delete(table, label, axis=1)
-    names = (
-        None if header is None or len(header) != width else [n for i, n in enumerate(header) if i != label]
-    )
+    names = None if header is None else [name for i, name in enumerate(header) if i != label]
     return LabelledRows(features, table[:, label].astype(np.int64), names)
 
 
@@ -99,6 +98,7 @@ def read_feature_rows(
     path = Path(path)
     _check_regular_file(path, option)
     header, columns = _header(path), list(range(n_features))
+    _check_header_width(path, header)
     if header is not None and feature_names is not None:
         missing = [name for name in feature_names if name not in header]
         if missing:
@@ -247,10 +247,34 @@ def _is_header(cells: list[str]) -> bool:
 
 
 def _header(path: Path) -> list[str] | None:
-    """The names in the file's header line (stripped), or None if its first line holds a number."""
+    """The names in the file's header line (stripped), or None if its first line holds a number; a name
+    given twice is refused, since a column taken by that name could be either."""
     for _, cells in _data_lines(path, skip_header=False):
-        return [cell.strip() for cell in cells] if _is_header(cells) else None
+        if not _is_header(cells):
+            return None
+        names = [cell.strip() for cell in cells]
+        repeated = [name for name in dict.fromkeys(names) if names.count(name) > 1]
+        if repeated:
+            raise InputError(
+                f"{path}, line 1: the header names the column {repeated[0][:80]!r} more than once; "
+                "give every column its own name"
+            )
+        return names
     return None
+
+
+def _check_header_width(path: Path, header: list[str] | None) -> None:
+    """Refuse a header that names more or fewer columns than the first row holds: its names would
+    label other columns' values (a label named past the row's end once wrapped around to column 0)."""
+    if header is None:
+        return
+    for line, cells in _data_lines(path):
+        if len(cells) != len(header):
+            raise InputError(
+                f"{path}, line 1: the header names {len(header)} columns, the rows hold {len(cells)} values "
+                f"(line {line}); give one name per column"
+            )
+        return
 
 
 def _is_number(cell: str) -> bool:

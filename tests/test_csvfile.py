@@ -159,3 +159,26 @@ def test_bad_feature_rows_name_the_line_and_the_option(tmp_path, text, expected)
         read_feature_rows(write(tmp_path, text), 8)
     with pytest.raises(InputError, match=re.escape("give an existing CSV with input=/path/to/file.csv")):
         read_feature_rows(tmp_path / "absent.csv", 8)
+
+
+def test_a_header_that_repeats_a_name_is_refused_by_both_readers(tmp_path):
+    """With ``x,x,y,outcome``, a column taken by the name ``x`` could be either: predict once took the
+    first twice."""
+    path = write(tmp_path, "x,x,y,outcome\n1,2,3,1\n4,5,6,0\n")
+    expected = r"line 1: the header names the column 'x' more than once; give every column its own name"
+    with pytest.raises(InputError, match=expected):
+        read_labelled_csv(path, label_column="outcome")
+    with pytest.raises(InputError, match=expected):
+        read_feature_rows(path, 3, feature_names=["x", "y", "z"])
+
+
+def test_a_header_wider_or_narrower_than_the_rows_is_refused(tmp_path):
+    """Five names over rows of four values once made column 0 the label (its index wrapped around)."""
+    wider = write(tmp_path, "a,b,c,d,outcome\n1,2,3,1\n4,5,6,0\n", name="wider.csv")
+    with pytest.raises(InputError, match=r"line 1: the header names 5 columns, the rows hold 4 values"):
+        read_labelled_csv(wider, label_column="outcome")
+    narrower = write(tmp_path, "a,outcome\n1,2,3,1\n4,5,6,0\n", name="narrower.csv")
+    with pytest.raises(InputError, match=r"the header names 2 columns, the rows hold 4 values"):
+        read_labelled_csv(narrower)
+    with pytest.raises(InputError, match=r"the header names 2 columns, the rows hold 4 values"):
+        read_feature_rows(narrower, 3, feature_names=["a", "b", "c"])  # predict's reader too

@@ -7,6 +7,7 @@ scheduler configs are refused unless ``check_buildable_config`` allows them, and
 data settings only the split's numbers are kept: the files, folders and URLs it names are not used.
 """
 
+import logging
 from itertools import pairwise
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from pima_lightning.ensemble import classifier
 from pima_lightning.errors import InputError
 from pima_lightning.model import PimaClassifier
 
+log = logging.getLogger(__name__)
 LIMITS = {"n_features": 100_000, "width": 100_000, "layers": 100, "replicas": 100_000}
 
 
@@ -207,3 +209,57 @@ def _flat(prefix: str, value) -> dict:
             for key, item in _flat(f"{prefix}.{name}", child).items()
         }
     return {prefix: list(value) if isinstance(value, tuple) else value}
+
+
+# where a callback's state names files: ModelCheckpoint's (Lightning removes its "previous best" at a save)
+PATH_STATES = ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path")
+
+
+def resume_checkpoint(ckpt_path: str | Path, checkpoint_dir: Path, scratch: Path) -> Path:
+    """The checkpoint a run resumes from: ``ckpt_path`` itself, or, when a callback's state in it names a
+    path outside ``checkpoint_dir`` (this run's checkpoint folder), a copy in ``scratch`` without that
+    callback's state, each one left out with a notice. ``ckpt_path`` itself is never changed.
+
+    Lightning restores callback states as they are, and at its next save ModelCheckpoint removes the
+    file its state calls the previous best, recursively and, for a ``local://`` path, anywhere.
+    """
+    checkpoint = torch.load(Path(ckpt_path).expanduser(), map_location="cpu", weights_only=True)
+    states = checkpoint.get("callbacks")
+    if not isinstance(states, dict):
+        return Path(ckpt_path)
+    kept = {}
+    for key, state in states.items():
+        outside = [path for path in _state_paths(state) if not _inside(path, checkpoint_dir)]
+        if outside:
+            log.info(
+                "%s's state from %s not restored: it names %s, outside this run's %s",
+                str(key).split("{")[0][:80],
+                ckpt_path,
+                ", ".join(repr(str(path)[:200]) for path in outside[:3]),
+                checkpoint_dir,
+            )
+        else:
+            kept[key] = state
+    if len(kept) == len(states):
+        return Path(ckpt_path)
+    copy = scratch / "resume.ckpt"
+    torch.save({**checkpoint, "callbacks": kept}, copy)
+    return copy
+
+
+def _state_paths(state) -> list:
+    """The paths a callback's state names (ModelCheckpoint's files and folder, its top-k's keys)."""
+    if not isinstance(state, dict):
+        return []
+    paths = [state.get(key) for key in PATH_STATES]
+    if isinstance(state.get("best_k_models"), dict):
+        paths += list(state["best_k_models"])
+    return [path for path in paths if path]
+
+
+def _inside(path, folder: Path) -> bool:
+    """Whether ``path`` is a plain local path inside ``folder`` (or the folder itself)."""
+    if not isinstance(path, str) or "://" in path or "::" in path:
+        return False
+    resolved, folder = Path(path).resolve(), Path(folder).resolve()
+    return resolved == folder or folder in resolved.parents

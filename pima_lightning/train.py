@@ -1,6 +1,7 @@
 """Train the notebook's model: ``python -m pima_lightning.train [group=option] [key=value ...]``."""
 
 import logging
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json
 from pima_lightning.callbacks import DivergenceCheck, interrupted
-from pima_lightning.checkpoint import check_resumable
+from pima_lightning.checkpoint import check_resumable, resume_checkpoint
 from pima_lightning.checks import whole
 from pima_lightning.config_checks import check_train_config
 from pima_lightning.data import PimaDataModule
@@ -63,11 +64,13 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     for logger in trainer.loggers:
         logger.log_hyperparams(hyperparameters)
     fit_started = time.perf_counter()
-    try:
-        # weights only: Lightning would unpickle a ckpt_path=http://... checkpoint with arbitrary code
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
-    except SystemExit as stop:  # Lightning's answer to SIGTERM and Ctrl-C (which exits 0 on SIGTERM)
-        raise interrupted(trainer, stop) from None
+    with tempfile.TemporaryDirectory() as scratch:
+        resume = cfg.ckpt_path and resume_checkpoint(cfg.ckpt_path, output_dir / "checkpoints", Path(scratch))
+        try:
+            # weights only: Lightning would unpickle a ckpt_path=http://... checkpoint with arbitrary code
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume or None, weights_only=True)
+        except SystemExit as stop:  # Lightning's answer to SIGTERM and Ctrl-C (which exits 0 on SIGTERM)
+            raise interrupted(trainer, stop) from None
     fit_time = time.perf_counter() - fit_started
     # evaluate, predict and export read the final weights from last.ckpt, whatever the callbacks
     trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)

@@ -168,3 +168,33 @@ def test_training_refuses_an_optimizer_that_is_not_torch_optim(train_cli, tmp_pa
         "error: optimizer: _target_ 'builtins.print' is not a class of torch.optim (Optimizer); "
         "choose one of conf/optimizer/"
     )
+
+
+def test_a_resume_checkpoints_callback_paths_outside_the_run_are_not_restored(genuine, tmp_path, caplog):
+    """A crafted ModelCheckpoint state whose best_model_path is ``local://<folder>``: Lightning's top-k
+    cleanup would delete that folder at the next save, epoch 10 (its guard treats ``local://`` as not
+    local)."""
+    from hydra import compose, initialize_config_module
+
+    sentinel = tmp_path / "keep"
+    sentinel.mkdir()
+    (sentinel / "precious.txt").write_text("still here")
+    checkpoint = torch.load(genuine[0], weights_only=True)
+    for state in checkpoint["callbacks"].values():
+        if "best_model_path" in state:
+            state["best_model_path"] = f"local://{sentinel}"
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save(checkpoint, crafted)
+    run_dir = tmp_path / "resumed"
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[f"output_dir={run_dir}", "trainer.max_epochs=11", "trainer.limit_train_batches=5",
+                       "trainer.enable_progress_bar=false", f"ckpt_path={crafted}"],
+        )  # fmt: skip
+    with caplog.at_level("INFO", logger="pima_lightning.checkpoint"):
+        train(cfg)
+    assert (sentinel / "precious.txt").read_text() == "still here"
+    assert f"local://{sentinel}" in caplog.text and "not restored" in caplog.text
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert crafted.is_file()  # the checkpoint given is read, never changed

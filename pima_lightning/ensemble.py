@@ -109,7 +109,6 @@ class EnsembleClassifier(PimaClassifier):
         self.val_metrics = StageMetrics(replicas, ensemble=True)
         self.test_metrics = StageMetrics(replicas, ensemble=True)
         self.replica_metrics: dict[str, list[float]] = {}
-        self.scored_rows: dict[str, int] = {}  # "test" -> rows its latest epoch scored
 
     def build(self, n_features: int) -> None:
         self.hparams.n_features = n_features
@@ -159,7 +158,7 @@ class EnsembleClassifier(PimaClassifier):
         deviation (``_std``) and the ensemble's value (``ensemble_``). With L1, ``train/loss`` adds the
         penalty of the weights at the epoch's end to the cross-entropy."""
         metrics = getattr(self, f"{stage}_metrics")
-        per_replica, ensemble, self.scored_rows[stage] = metrics.compute()
+        per_replica, ensemble, _ = metrics.compute()
         metrics.reset()
         per_replica = {name: value.reshape(-1) for name, value in per_replica.items()}  # (replicas,)
         if stage == "train" and self.hparams.l1:

@@ -8,12 +8,12 @@ data settings only the split's numbers are kept: the files, folders and URLs it 
 """
 
 import logging
-from itertools import pairwise
+import zipfile
 from pathlib import Path
 
 import torch
 
-from pima_lightning.checks import number, whole
+from pima_lightning.checks import check_network_size, network_parameters, number, whole
 from pima_lightning.config_checks import check_buildable_config
 from pima_lightning.data import FOLD_SCOPES, SPLITS
 from pima_lightning.ensemble import classifier
@@ -21,7 +21,7 @@ from pima_lightning.errors import InputError
 from pima_lightning.model import PimaClassifier
 
 log = logging.getLogger(__name__)
-LIMITS = {"n_features": 100_000, "width": 100_000, "layers": 100, "replicas": 100_000}
+MAX_DEPTH = 20  # levels of nesting a checkpoint may have (a real one has 7)
 
 
 def load_checkpoint(path: str | Path) -> tuple[PimaClassifier, dict]:
@@ -32,9 +32,30 @@ def load_checkpoint(path: str | Path) -> tuple[PimaClassifier, dict]:
     ``label_column``, and ``trained_on``: the CSV the run named (None for the public copy), as text to
     show, never to open.
     """
+    checkpoint = read_checkpoint(path)
+    try:
+        model = network(checkpoint)
+        split = _split_settings(checkpoint)
+    except InputError as err:
+        raise InputError(f"{path}: not a usable pima_lightning checkpoint ({err})") from None
+    return model.eval(), split
+
+
+def read_checkpoint(path: str | Path, setting: str = "ckpt_path") -> dict:
+    """The contents of a checkpoint file, read as data (torch's weights-only unpickler) once its size is
+    known to be honest: the zip archive torch.save writes, uncompressed, whose entries hold no more bytes
+    than the file does, and whose tensors hold the numbers they claim (no expanded, stride-0 tensors).
+    The one reader of checkpoints: evaluate, predict, export, summary and resuming all use it."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise InputError(
+            f"{setting}={path} is a folder; pass a checkpoint in it, e.g. {path}/checkpoints/last.ckpt"
+        )
     if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
+        raise InputError(
+            f"{setting}={path}: checkpoint not found; pass ckpt_path=<run dir>/checkpoints/last.ckpt"
+        )
+    _check_archive(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch reports unreadable files with many exception types
@@ -42,34 +63,71 @@ def load_checkpoint(path: str | Path) -> tuple[PimaClassifier, dict]:
         raise InputError(
             f"{path}: not a pima_lightning checkpoint ({type(err).__name__}: {reason})"
         ) from None
+    _check_tensors(path, checkpoint)
+    return checkpoint
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a file that is not torch.save's archive, or whose entries would inflate past its size."""
     try:
-        model = _network(checkpoint)
-        split = _split_settings(checkpoint)
-    except InputError as err:
-        raise InputError(f"{path}: not a usable pima_lightning checkpoint ({err})") from None
-    return model.eval(), split
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise InputError(
+            f"{path}: not a pima_lightning checkpoint (not the zip archive torch.save writes)"
+        ) from None
+    compressed = [entry.filename for entry in entries if entry.compress_type != zipfile.ZIP_STORED]
+    if compressed:
+        raise InputError(
+            f"{path}: not a checkpoint torch.save wrote: its entry {compressed[0][:80]!r} is compressed"
+        )
+    claimed, held = sum(entry.file_size for entry in entries), path.stat().st_size
+    if claimed > held:
+        raise InputError(
+            f"{path}: not a usable checkpoint: its entries claim {claimed:,} bytes, the file holds {held:,}"
+        )
 
 
-def _network(checkpoint) -> PimaClassifier:
+def _check_tensors(path: Path, checkpoint) -> None:
+    """Refuse tensors that claim more numbers than their storage holds, or that are not plain dense
+    arrays, anywhere in the checkpoint (a walk of at most ``MAX_DEPTH`` levels)."""
+    pending = [(checkpoint, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise InputError(f"{path}: not a usable checkpoint: nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            pending += [(item, depth + 1) for item in value.values()]
+        elif isinstance(value, list | tuple):
+            pending += [(item, depth + 1) for item in value]
+        elif isinstance(value, torch.Tensor):
+            if value.layout != torch.strided or value.is_quantized:
+                raise InputError(f"{path}: not a usable checkpoint: a tensor of layout {value.layout}")
+            stored = value.untyped_storage().nbytes() // max(value.element_size(), 1)
+            if value.numel() > stored:
+                raise InputError(
+                    f"{path}: not a usable checkpoint: a tensor of shape {tuple(value.shape)} "
+                    f"({value.numel():,} numbers) over {stored:,} stored numbers (an expanded tensor)"
+                )
+
+
+def network(checkpoint: dict) -> PimaClassifier:
     """The model rebuilt from the checkpoint's checked sizes and weights."""
     settings = _mapping(checkpoint, "hyper_parameters")
     hidden = settings.get("hidden")
-    if not isinstance(hidden, list | tuple) or not 1 <= len(hidden) <= LIMITS["layers"]:
-        raise InputError(
-            f"hidden: expected a list of 1 to {LIMITS['layers']} layer widths, found {hidden!r:.80}"
-        )
+    if not isinstance(hidden, list | tuple):
+        raise InputError(f"hidden: expected a list of layer widths, found {hidden!r:.80}")
     for group in ("optimizer", "scheduler"):
         if settings.get(group):
             check_buildable_config(group, settings[group])
-    n_features = whole("n_features", settings.get("n_features"), 1, LIMITS["n_features"])
-    widths = [whole("hidden width", width, 1, LIMITS["width"]) for width in hidden]
-    replicas = whole("replicas", settings.get("replicas", 1), 1, LIMITS["replicas"])
+    n_features, replicas = settings.get("n_features"), settings.get("replicas", 1)
+    check_network_size(n_features, list(hidden), replicas)
+    widths = list(hidden)
     state = _mapping(checkpoint, "state_dict")
     if not all(isinstance(value, torch.Tensor) and value.is_floating_point() for value in state.values()):
         raise InputError("state_dict: expected floating-point tensors only")
     # sizes must describe the weights the file holds, before a network of those sizes is allocated
-    sizes = [n_features, *widths, 1]
-    implied = 2 * n_features + replicas * sum(a * b + b for a, b in pairwise(sizes))
+    implied = 2 * n_features + network_parameters(n_features, widths, replicas)
     held = sum(value.numel() for value in state.values())
     if implied != held:
         raise InputError(f"hyper_parameters describe {implied} numbers, the state_dict holds {held}")
@@ -150,116 +208,3 @@ def _mapping(checkpoint, key: str) -> dict:
     if not isinstance(value, dict):
         raise InputError(f"{key}: missing")
     return value
-
-
-# settings a run cannot change when it resumes: the checkpoint's network, scaling, optimizer state and data
-# order would silently win over them, or not fit them (the model and data module hyperparameters by name)
-FIXED_MODEL = ("n_features", "feature_names", "hidden", "dropout", "l1", "replicas", "optimizer", "scheduler")
-RESUMED_DEFAULTS = {"replicas": 1}  # a plain model's checkpoint has no replicas
-FIXED_DATA = ("path", "label_column", "sha256", "split", "test_size", "split_seed", "stratify", "val_size",
-              "standardize", "batch_size", "folds", "fold", "fold_seed", "fold_scope")  # fmt: skip
-
-
-def check_resumable(ckpt_path: str | Path, model: PimaClassifier, data_settings: dict) -> int:
-    """Raise InputError unless the run in ``ckpt_path`` was trained with the settings ``model`` and
-    ``data_settings`` (the data module's hyperparameters) now have, naming each one that differs;
-    return the epoch it resumes at. Other settings (``trainer.max_epochs``, the callbacks) may change."""
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise InputError(f"ckpt_path={path}: checkpoint not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        saved_model = _mapping(checkpoint, "hyper_parameters")
-        saved_data = _mapping(checkpoint, "datamodule_hyper_parameters")
-    except InputError as err:
-        raise InputError(f"ckpt_path={path}: not a pima_lightning checkpoint ({err})") from None
-    except Exception as err:  # torch reports unreadable files with many exception types
-        raise InputError(
-            f"ckpt_path={path}: not a pima_lightning checkpoint ({type(err).__name__})"
-        ) from None
-    # a setting a checkpoint predates (label_column, folds) had the value that is its default now
-    now_model = {key: model.hparams.get(key, RESUMED_DEFAULTS.get(key)) for key in FIXED_MODEL}
-    then = _flat(
-        "model", {key: saved_model.get(key, RESUMED_DEFAULTS.get(key, now_model[key])) for key in FIXED_MODEL}
-    )
-    then |= _flat("data", {key: saved_data.get(key, data_settings.get(key)) for key in FIXED_DATA})
-    now = _flat("model", now_model)
-    now |= _flat("data", {key: data_settings.get(key) for key in FIXED_DATA})
-    changed = [
-        f"{key.replace('model.optimizer', 'optimizer').replace('model.scheduler', 'scheduler')} "
-        f"({then.get(key)!r:.120} then, {now.get(key)!r:.120} now)"
-        for key in sorted(then.keys() | now.keys())
-        if then.get(key) != now.get(key)
-    ]
-    if changed:
-        raise InputError(
-            f"ckpt_path={path} was trained with other settings, which cannot change when a run resumes: "
-            f"{'; '.join(changed)}; resume with the run's own settings (<run dir>/.hydra/overrides.yaml), "
-            "or train anew without ckpt_path"
-        )
-    return checkpoint.get("epoch", 0)
-
-
-def _flat(prefix: str, value) -> dict:
-    """``{"model.hidden": [12, 6], "model.optimizer.lr": 0.01, ...}``; tuples compare as lists."""
-    if isinstance(value, dict):
-        return {
-            key: item
-            for name, child in value.items()
-            for key, item in _flat(f"{prefix}.{name}", child).items()
-        }
-    return {prefix: list(value) if isinstance(value, tuple) else value}
-
-
-# where a callback's state names files: ModelCheckpoint's (Lightning removes its "previous best" at a save)
-PATH_STATES = ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path")
-
-
-def resume_checkpoint(ckpt_path: str | Path, checkpoint_dir: Path, scratch: Path) -> Path:
-    """The checkpoint a run resumes from: ``ckpt_path`` itself, or, when a callback's state in it names a
-    path outside ``checkpoint_dir`` (this run's checkpoint folder), a copy in ``scratch`` without that
-    callback's state, each one left out with a notice. ``ckpt_path`` itself is never changed.
-
-    Lightning restores callback states as they are, and at its next save ModelCheckpoint removes the
-    file its state calls the previous best, recursively and, for a ``local://`` path, anywhere.
-    """
-    checkpoint = torch.load(Path(ckpt_path).expanduser(), map_location="cpu", weights_only=True)
-    states = checkpoint.get("callbacks")
-    if not isinstance(states, dict):
-        return Path(ckpt_path)
-    kept = {}
-    for key, state in states.items():
-        outside = [path for path in _state_paths(state) if not _inside(path, checkpoint_dir)]
-        if outside:
-            log.info(
-                "%s's state from %s not restored: it names %s, outside this run's %s",
-                str(key).split("{")[0][:80],
-                ckpt_path,
-                ", ".join(repr(str(path)[:200]) for path in outside[:3]),
-                checkpoint_dir,
-            )
-        else:
-            kept[key] = state
-    if len(kept) == len(states):
-        return Path(ckpt_path)
-    copy = scratch / "resume.ckpt"
-    torch.save({**checkpoint, "callbacks": kept}, copy)
-    return copy
-
-
-def _state_paths(state) -> list:
-    """The paths a callback's state names (ModelCheckpoint's files and folder, its top-k's keys)."""
-    if not isinstance(state, dict):
-        return []
-    paths = [state.get(key) for key in PATH_STATES]
-    if isinstance(state.get("best_k_models"), dict):
-        paths += list(state["best_k_models"])
-    return [path for path in paths if path]
-
-
-def _inside(path, folder: Path) -> bool:
-    """Whether ``path`` is a plain local path inside ``folder`` (or the folder itself)."""
-    if not isinstance(path, str) or "://" in path or "::" in path:
-        return False
-    resolved, folder = Path(path).resolve(), Path(folder).resolve()
-    return resolved == folder or folder in resolved.parents

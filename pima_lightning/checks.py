@@ -8,6 +8,7 @@ check returns the value as the type it was checked for, or raises ``InputError``
 """
 
 import math
+from itertools import pairwise
 
 from pima_lightning.errors import InputError
 
@@ -62,3 +63,31 @@ def flag(name: str, value) -> bool:
     if not isinstance(value, bool):
         raise InputError(f"{name}={_shown(value)}: expected true or false")
     return value
+
+
+# the network sizes every command accepts: what train builds, evaluate, predict, export and summary load
+NETWORK_LIMITS = {"features": 100_000, "layers": 100, "width": 100_000, "replicas": 100_000}
+MAX_PARAMETERS = 100_000_000  # all replicas' weights and biases together: 400 MB of float32
+
+
+def network_parameters(n_features: int, hidden: list[int], replicas: int = 1) -> int:
+    """How many weights and biases a network of these sizes has, all replicas together."""
+    sizes = [n_features, *hidden, 1]
+    return replicas * sum(inputs * units + units for inputs, units in pairwise(sizes))
+
+
+def check_network_size(n_features: int, hidden: list[int], replicas: int = 1, prefix: str = "") -> None:
+    """Raise InputError unless the network fits ``NETWORK_LIMITS`` and ``MAX_PARAMETERS``."""
+    whole(f"{prefix}n_features", n_features, 1, NETWORK_LIMITS["features"])
+    if len(hidden) > NETWORK_LIMITS["layers"]:
+        raise InputError(
+            f"{prefix}hidden: {len(hidden)} layers; at most {NETWORK_LIMITS['layers']} are accepted"
+        )
+    for width in hidden:
+        whole(f"{prefix}hidden width", width, 1, NETWORK_LIMITS["width"])
+    whole(f"{prefix}replicas", replicas, 1, NETWORK_LIMITS["replicas"])
+    if (count := network_parameters(n_features, hidden, replicas)) > MAX_PARAMETERS:
+        raise InputError(
+            f"{prefix}hidden={list(hidden)!r:.80} with {n_features} features and {replicas} replica(s) has "
+            f"{count:,} parameters; at most {MAX_PARAMETERS:,} are accepted (choose smaller layers)"
+        )

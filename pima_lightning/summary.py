@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.config_checks import check_model_settings
+from pima_lightning.config_checks import check_model_settings, check_model_size
 from pima_lightning.errors import one_line_errors
 from pima_lightning.model import PimaClassifier
 
@@ -87,6 +87,7 @@ def main(cfg: DictConfig) -> None:
             model = load_checkpoint(cfg.ckpt_path)[0]
         else:  # an untrained network has no statistics yet: say what training will fit
             check_model_settings(cfg.model)
+            check_model_size(cfg.model, n_features=8)
             model = instantiate(cfg.model, n_features=8)  # the Pima CSV's width
             planned = (
                 "z-score with training-row statistics, fitted when training starts (data.standardize=true)"

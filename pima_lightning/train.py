@@ -18,14 +18,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import write_json
 from pima_lightning.callbacks import DivergenceCheck, interrupted
-from pima_lightning.checkpoint import check_resumable, resume_checkpoint
 from pima_lightning.checks import whole
-from pima_lightning.config_checks import check_train_config
+from pima_lightning.config_checks import check_model_size, check_train_config
 from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError, exit_with_one_line
 from pima_lightning.evaluate import test_and_picture
 from pima_lightning.hparams import compared_hyperparameters, job_run_name, write_hparams_session
 from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier
+from pima_lightning.resume import resumable_checkpoint
 from pima_lightning.run_record import result_lines, run_record
 from pima_lightning.summary import model_summary
 from pima_lightning.sweep import record_failure
@@ -51,24 +51,24 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     output_dir = Path(cfg.output_dir)
 
     datamodule, model = datamodule_and_model(cfg)
-    if cfg.ckpt_path:
-        epoch = check_resumable(cfg.ckpt_path, model, dict(datamodule.hparams))
-        log.info("Resuming %s after epoch %d", cfg.ckpt_path, epoch)
-    log.info("Model:\n%s", model_summary(model))
     callbacks = [*instantiate_group(cfg.callbacks), DivergenceCheck(), *callbacks]
     check_validation_rows_are_not_test_rows(cfg, callbacks)
     trainer = instantiate(
         cfg.trainer, default_root_dir=output_dir, callbacks=callbacks, logger=instantiate_group(cfg.logger)
     )
-    hyperparameters = compared_hyperparameters(cfg)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(hyperparameters)
-    fit_started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
-        resume = cfg.ckpt_path and resume_checkpoint(cfg.ckpt_path, output_dir / "checkpoints", Path(scratch))
+        resume = None
+        if cfg.ckpt_path:  # a checked copy: the checkpoint's trainer state is data too
+            resume, epoch = resumable_checkpoint(cfg.ckpt_path, model, datamodule, trainer, Path(scratch))
+            log.info("Resuming %s after epoch %d", cfg.ckpt_path, epoch)
+        log.info("Model:\n%s", model_summary(model))
+        hyperparameters = compared_hyperparameters(cfg)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(hyperparameters)
+        fit_started = time.perf_counter()
         try:
             # weights only: Lightning would unpickle a ckpt_path=http://... checkpoint with arbitrary code
-            trainer.fit(model, datamodule=datamodule, ckpt_path=resume or None, weights_only=True)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         except SystemExit as stop:  # Lightning's answer to SIGTERM and Ctrl-C (which exits 0 on SIGTERM)
             raise interrupted(trainer, stop) from None
     fit_time = time.perf_counter() - fit_started
@@ -130,6 +130,7 @@ def datamodule_and_model(cfg: DictConfig) -> tuple[PimaDataModule, PimaClassifie
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
+    check_model_size(cfg.model, datamodule.n_features)
     model = instantiate(cfg.model)
     model.adapt(datamodule)
     return datamodule, model

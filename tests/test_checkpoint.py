@@ -120,7 +120,8 @@ def test_evaluate_never_downloads_from_where_a_checkpoint_says(craft, tmp_path, 
 @pytest.mark.parametrize(
     ("section", "key", "value", "expected"),
     [
-        ("hyper_parameters", "hidden", [100_000, 100_000], "hyper_parameters describe"),  # no huge allocation
+        ("hyper_parameters", "hidden", [100_000, 100_000], "at most 100,000,000"),  # no 40 GB
+        ("hyper_parameters", "hidden", [12, 7], "hyper_parameters describe"),
         ("hyper_parameters", "replicas", 0, "replicas=0: expected a whole number"),
         ("hyper_parameters", "dropout", "0.2; rm -rf /", "dropout=0.2; rm -rf /: expected a number"),
         ("hyper_parameters", "hidden", "12,6", "hidden: expected a list"),
@@ -192,7 +193,7 @@ def test_a_resume_checkpoints_callback_paths_outside_the_run_are_not_restored(ge
             overrides=[f"output_dir={run_dir}", "trainer.max_epochs=11", "trainer.limit_train_batches=5",
                        "trainer.enable_progress_bar=false", f"ckpt_path={crafted}"],
         )  # fmt: skip
-    with caplog.at_level("INFO", logger="pima_lightning.checkpoint"):
+    with caplog.at_level("INFO", logger="pima_lightning.resume"):
         train(cfg)
     assert (sentinel / "precious.txt").read_text() == "still here"
     assert f"local://{sentinel}" in caplog.text and "not restored" in caplog.text

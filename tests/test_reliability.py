@@ -49,7 +49,7 @@ def test_config_mistakes_fail_before_training_with_one_line(train_cli, tmp_path,
         (["model.hidden=[-3]"], "model.hidden=[-3]: expected a list of whole numbers >= 1, e.g. [12, 6]"),
         (
             ["model.replicas=0"],
-            "model.replicas=0: expected a whole number >= 1",
+            "model.replicas=0: expected a whole number from 1 to 100000",
         ),
         (["optimizer.lr=0"], "optimizer.lr=0: expected a number > 0"),
         (["optimizer.lr=-1"], "optimizer.lr=-1: expected a number > 0"),

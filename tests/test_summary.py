@@ -43,7 +43,7 @@ def test_summary_cli_prints_without_writing_files(cli, tmp_path):
     refused = cli("summary", "model.replicas=0")
     assert (
         refused.returncode == 1
-        and refused.stderr.strip() == "error: model.replicas=0: expected a whole number >= 1"
+        and refused.stderr.strip() == "error: model.replicas=0: expected a whole number from 1 to 100000"
     )
 
 

@@ -1,0 +1,365 @@
+"""What a resumed run takes from its checkpoint: each part checked or replaced before the Trainer sees it.
+
+Lightning restores a checkpoint's trainer state as it finds it: the optimizer's hyperparameters,
+loop counters, callback states (ModelCheckpoint removes the file its state calls the previous best,
+recursively and, for a ``local://`` path, anywhere) and the data module's random state. A checkpoint
+may come from anywhere, so the run resumes from a copy in which
+
+- the network and its weights are those ``checkpoint.network`` accepts for inference (one loader);
+- the settings that cannot change (network, optimizer, scheduler, data) equal the config's;
+- the optimizer's hyperparameters are the config's, its buffers restored only when each has its
+  parameter's shape and finite values (with a scheduler, the learning rate it reached is kept);
+- the scheduler's settings are the config's, only its progress (epoch, last rates, plateau counters)
+  restored; the loop counters have the structure and types this Lightning writes;
+- a callback's state is restored only for a callback of this run, with its settings (a patience, a
+  folder) from the config; a ModelCheckpoint's files must lie in this run's checkpoint folder or in
+  the folder of ``ckpt_path``, whose best checkpoints are copied over (so the best epoch survives);
+- the data module's random state is a generator state of this torch.
+"""
+
+import copy
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from packaging.version import InvalidVersion, Version
+
+from pima_lightning.checkpoint import network, read_checkpoint
+from pima_lightning.errors import InputError
+from pima_lightning.model import PimaClassifier
+
+log = logging.getLogger(__name__)
+
+# settings a run cannot change when it resumes: the checkpoint's network, scaling, optimizer state and data
+# order would silently win over them, or not fit them (the model and data module hyperparameters by name)
+FIXED_MODEL = ("n_features", "feature_names", "hidden", "dropout", "l1", "replicas", "optimizer", "scheduler")
+RESUMED_DEFAULTS = {"replicas": 1}  # a plain model's checkpoint has no replicas
+FIXED_DATA = ("path", "label_column", "sha256", "split", "test_size", "split_seed", "stratify", "val_size",
+              "standardize", "batch_size", "folds", "fold", "fold_seed", "fold_scope")  # fmt: skip
+# where a ModelCheckpoint's state names files
+PATH_STATES = ("best_model_path", "kth_best_model_path", "last_model_path")
+# what a scheduler's state holds of its progress; the rest of it is its settings, taken from the config
+SCHEDULER_PROGRESS = ("last_epoch", "_step_count", "_last_lr", "_is_initial", "_get_lr_called_within_step",
+                      "best", "num_bad_epochs", "cooldown_counter")  # fmt: skip
+# the parts of a checkpoint that Lightning and this package read; the rest is left out of the copy
+KEPT = ("epoch", "global_step", "pytorch-lightning_version", "state_dict", "loops", "callbacks",
+        "optimizer_states", "lr_schedulers", "hparams_name", "hyper_parameters", "datamodule_hparams_name",
+        "datamodule_hyper_parameters")  # fmt: skip
+
+
+def resumable_checkpoint(
+    ckpt_path: str | Path, model: PimaClassifier, datamodule: L.LightningDataModule, trainer: L.Trainer,
+    scratch: Path,
+) -> tuple[Path, int]:  # fmt: skip
+    """Return ``(the checked copy of ckpt_path in scratch to resume from, the epoch it resumes after)``;
+    raise InputError (one line naming the part and what is wrong) for a checkpoint this run cannot
+    resume. ``ckpt_path`` itself is never changed."""
+    checkpoint = read_checkpoint(ckpt_path)
+    try:
+        network(checkpoint)  # the same checks as for inference
+        _check_same_settings(checkpoint, model, dict(datamodule.hparams))
+        copy_ = {key: checkpoint[key] for key in KEPT if key in checkpoint}
+        copy_ |= {
+            "pytorch-lightning_version": _version(checkpoint),
+            "epoch": _counter("epoch", checkpoint.get("epoch")),
+            "global_step": _counter("global_step", checkpoint.get("global_step")),
+            "loops": _loops(checkpoint.get("loops"), trainer),
+            "callbacks": _callback_states(checkpoint.get("callbacks"), trainer, Path(ckpt_path)),
+            **_optimizer_states(checkpoint, model),
+        }
+        data_key = type(datamodule).__qualname__
+        if data_key in checkpoint:
+            copy_[data_key] = _random_state(checkpoint[data_key])
+    except InputError as err:
+        raise InputError(f"ckpt_path={ckpt_path}: cannot resume from it ({err})") from None
+    resumed = scratch / "resume.ckpt"
+    torch.save(copy_, resumed)
+    return resumed, copy_["epoch"]
+
+
+def _check_same_settings(checkpoint: dict, model: PimaClassifier, data_settings: dict) -> None:
+    """Raise InputError naming each setting that differs between the checkpoint's run and this one."""
+    saved_model, saved_data = checkpoint["hyper_parameters"], checkpoint.get("datamodule_hyper_parameters")
+    if not isinstance(saved_data, dict):
+        raise InputError("datamodule_hyper_parameters: missing")
+    # a setting a checkpoint predates (label_column, folds) had the value that is its default now
+    now_model = {key: model.hparams.get(key, RESUMED_DEFAULTS.get(key)) for key in FIXED_MODEL}
+    then = _flat(
+        "model", {key: saved_model.get(key, RESUMED_DEFAULTS.get(key, now_model[key])) for key in FIXED_MODEL}
+    )
+    then |= _flat("data", {key: saved_data.get(key, data_settings.get(key)) for key in FIXED_DATA})
+    now = _flat("model", now_model)
+    now |= _flat("data", {key: data_settings.get(key) for key in FIXED_DATA})
+    changed = [
+        f"{key.replace('model.optimizer', 'optimizer').replace('model.scheduler', 'scheduler')} "
+        f"({then.get(key)!r:.120} then, {now.get(key)!r:.120} now)"
+        for key in sorted(then.keys() | now.keys())
+        if then.get(key) != now.get(key)
+    ]
+    if changed:
+        raise InputError(
+            f"it was trained with other settings, which cannot change when a run resumes: "
+            f"{'; '.join(changed)}; resume with the run's own settings (<run dir>/.hydra/overrides.yaml), "
+            "or train anew without ckpt_path"
+        )
+
+
+def _flat(prefix: str, value) -> dict:
+    """``{"model.hidden": [12, 6], "model.optimizer.lr": 0.01, ...}``; tuples compare as lists."""
+    if isinstance(value, dict):
+        return {
+            key: item
+            for name, child in value.items()
+            for key, item in _flat(f"{prefix}.{name}", child).items()
+        }
+    return {prefix: list(value) if isinstance(value, tuple) else value}
+
+
+def _version(checkpoint: dict) -> str:
+    """The Lightning version that wrote the checkpoint (Lightning migrates older ones), if one it knows."""
+    written = checkpoint.get("pytorch-lightning_version")
+    try:
+        version = Version(written) if isinstance(written, str) and len(written) <= 40 else None
+    except InvalidVersion:
+        version = None
+    if version is None:
+        raise InputError(
+            f"pytorch-lightning_version: expected a version such as {L.__version__}, found {written!r:.60}"
+        )
+    if version > Version(L.__version__):
+        raise InputError(f"written by Lightning {version}, newer than this Lightning {L.__version__}")
+    return written
+
+
+def _counter(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+        raise InputError(f"{name}: expected a count, found {value!r:.60}")
+    return value
+
+
+def _loops(loops, trainer: L.Trainer) -> dict:
+    """The loop counters, of the structure this Lightning's loops save (same keys, counts as counts)."""
+    expected = {
+        "fit_loop": trainer.fit_loop.state_dict(),
+        "validate_loop": trainer.validate_loop.state_dict(),
+        "test_loop": trainer.test_loop.state_dict(),
+        "predict_loop": trainer.predict_loop.state_dict(),
+    }
+    _same_structure("loops", loops, expected)
+    return loops
+
+
+def _same_structure(where: str, value, expected) -> None:
+    """Raise InputError unless ``value`` has the keys of ``expected`` at every level, leaves of its types."""
+    if isinstance(expected, dict):
+        if not isinstance(value, dict) or set(value) != set(expected):
+            found = sorted(map(str, value)) if isinstance(value, dict) else type(value).__name__
+            raise InputError(f"{where}: expected the keys {sorted(expected)}, found {found!s:.120}")
+        for key, item in expected.items():
+            _same_structure(f"{where}.{key}", value[key], item)
+    elif isinstance(expected, bool):
+        if not isinstance(value, bool):
+            raise InputError(f"{where}: expected true or false, found {value!r:.60}")
+    elif isinstance(expected, int):
+        _counter(where, value)
+    elif expected is not None and type(value) is not type(expected):
+        raise InputError(f"{where}: expected a {type(expected).__name__}, found {type(value).__name__}")
+
+
+def _callback_states(states, trainer: L.Trainer, ckpt_path: Path) -> dict:
+    """The states of this run's callbacks, each checked; the others are left out (Lightning ignores them)."""
+    if states is None:
+        return {}
+    if not isinstance(states, dict):
+        raise InputError(f"callbacks: expected a mapping of callback states, found {type(states).__name__}")
+    kept = {}
+    for callback in trainer.callbacks:
+        if callback.state_key not in states:
+            continue
+        state = states[callback.state_key]
+        fresh = callback.state_dict()
+        if not isinstance(state, dict):
+            raise InputError(f"callbacks: {type(callback).__name__}'s state is not a mapping")
+        if isinstance(callback, ModelCheckpoint):
+            state = _model_checkpoint_state(state, callback, ckpt_path)
+            if state is None:
+                continue
+        else:  # its settings are the config's; its progress must be of the types it saves
+            state = {key: state.get(key, value) for key, value in fresh.items()}
+            for key in ("patience", "dirpath", "monitor", "mode"):
+                if key in fresh:
+                    state[key] = fresh[key]
+            for key, value in state.items():
+                _leaf(f"{type(callback).__name__}.{key}", value, fresh[key])
+        try:  # a state that its callback cannot take is refused here, not in the middle of fit
+            copy.deepcopy(callback).load_state_dict(state)
+        except Exception as err:
+            raise InputError(
+                f"callbacks: {type(callback).__name__}'s state: {type(err).__name__}: {err!s:.120}"
+            ) from None
+        kept[callback.state_key] = state
+    return kept
+
+
+def _leaf(where: str, value, expected) -> None:
+    """A single state value: a count, a finite or infinite number, a scalar tensor, short text or None."""
+    if value is None or (expected is None and isinstance(value, str | int | float)):
+        return
+    if isinstance(expected, torch.Tensor) or isinstance(value, torch.Tensor):
+        ok = isinstance(value, torch.Tensor) and value.numel() == 1 and not torch.isnan(value).any()
+    elif isinstance(expected, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(expected, int | float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+    elif isinstance(expected, str):
+        ok = isinstance(value, str) and len(value) <= 1000
+    else:
+        ok = type(value) is type(expected)
+    if not ok:
+        raise InputError(f"callbacks: {where}: unexpected value {value!r:.60}")
+
+
+def _model_checkpoint_state(state: dict, callback: ModelCheckpoint, ckpt_path: Path) -> dict | None:
+    """A ModelCheckpoint's state with every file it names inside this run's checkpoint folder: the
+    files of ``ckpt_path``'s own folder are copied there (its best epochs survive the resume); a
+    state naming files anywhere else is left out, with a notice."""
+    here = Path(callback.dirpath).resolve()
+    source = ckpt_path.expanduser().resolve().parent
+    named = [state.get(key) for key in PATH_STATES]
+    best_k = state.get("best_k_models") or {}
+    if not isinstance(best_k, dict):
+        raise InputError("callbacks: ModelCheckpoint.best_k_models is not a mapping")
+    named += list(best_k)
+    named = [path for path in named if path]
+    outside = [path for path in named if not (_inside(path, here) or _inside(path, source))]
+    if outside:
+        log.info(
+            "%s's state from %s not restored: it names %s, outside this run's %s",
+            type(callback).__name__,
+            ckpt_path,
+            ", ".join(repr(str(path)[:200]) for path in outside[:3]),
+            here,
+        )
+        return None
+
+    def moved(path):
+        """The path in this run's folder; a best checkpoint (top-k) of the source folder copied there."""
+        if not path or _inside(path, here):
+            return path
+        target = here / Path(path).name
+        if path in best_k and Path(path).is_file() and not Path(path).is_symlink():
+            here.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                network(read_checkpoint(path))  # the copy is what the test scores: it must load
+                shutil.copyfile(path, target)
+        return str(target)
+
+    for key in ("best_model_score", "current_score", "kth_value"):
+        _leaf(f"ModelCheckpoint.{key}", state.get(key), torch.tensor(0.0))
+    return {
+        **callback.state_dict(),
+        **{key: state.get(key) for key in ("best_model_score", "current_score", "kth_value")},
+        **{key: moved(state.get(key)) or "" for key in PATH_STATES},
+        "best_k_models": {moved(path): score for path, score in best_k.items()},
+        "dirpath": callback.dirpath,
+        "monitor": callback.monitor,
+    }
+
+
+def _inside(path, folder: Path) -> bool:
+    """Whether ``path`` is a plain local path inside ``folder`` (or the folder itself)."""
+    if not isinstance(path, str) or "://" in path or "::" in path:
+        return False
+    resolved = Path(path).resolve()
+    return resolved == folder or folder in resolved.parents
+
+
+def _optimizer_states(checkpoint: dict, model: PimaClassifier) -> dict:
+    """``optimizer_states`` and ``lr_schedulers`` rebuilt from the config's optimizer and scheduler, with
+    the checkpoint's buffers (each of its parameter's shape, finite) and the scheduler's progress."""
+    configured = model.configure_optimizers()
+    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+    scheduler = configured["lr_scheduler"]["scheduler"] if isinstance(configured, dict) else None
+    saved = checkpoint.get("optimizer_states")
+    if not (isinstance(saved, list) and len(saved) == 1 and isinstance(saved[0], dict)):
+        raise InputError("optimizer_states: expected the state of one optimizer")
+    parameters = list(model.parameters())
+    buffers = saved[0].get("state", {})
+    if not isinstance(buffers, dict):
+        raise InputError("optimizer_states: its state is not a mapping")
+    for index, state in buffers.items():
+        if not (isinstance(index, int) and 0 <= index < len(parameters) and isinstance(state, dict)):
+            raise InputError(f"optimizer_states: a state for parameter {index!r:.40}, of {len(parameters)}")
+        shape = parameters[index].shape
+        for name, value in state.items():
+            scalar = isinstance(value, torch.Tensor) and value.numel() == 1 and name == "step"
+            if value is None or (isinstance(value, int | float) and math.isfinite(value)):
+                continue
+            if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+                raise InputError(f"optimizer_states: parameter {index}'s {name!s:.40} is not a float tensor")
+            if value.shape != shape and not scalar:
+                raise InputError(
+                    f"optimizer_states: parameter {index}'s {name!s:.40} has shape {tuple(value.shape)}, "
+                    f"the parameter {tuple(shape)}"
+                )
+            if not torch.isfinite(value).all():
+                raise InputError(
+                    f"optimizer_states: parameter {index}'s {name!s:.40} holds non-finite numbers"
+                )
+    groups = optimizer.state_dict()["param_groups"]
+    states = {"lr_schedulers": []}
+    if scheduler is not None:
+        progress = _scheduler_progress(checkpoint.get("lr_schedulers"), scheduler.state_dict())
+        states["lr_schedulers"] = [progress]
+        groups = [group | {"lr": lr} for group, lr in zip(groups, progress["_last_lr"], strict=True)]
+    states["optimizer_states"] = [{"state": buffers, "param_groups": groups}]
+    return states
+
+
+def _scheduler_progress(saved, fresh: dict) -> dict:
+    """The config's scheduler state with the checkpoint's progress: its epoch, rates and counters."""
+    if not (isinstance(saved, list) and len(saved) == 1 and isinstance(saved[0], dict)):
+        raise InputError("lr_schedulers: expected the state of one scheduler")
+    state = dict(fresh)
+    for key in SCHEDULER_PROGRESS:
+        if key not in fresh:
+            continue
+        value = saved[0].get(key, fresh[key])
+        if key == "_last_lr":
+            ok = (
+                isinstance(value, list)
+                and len(value) == len(fresh[key])
+                and all(isinstance(lr, int | float) and math.isfinite(lr) and lr > 0 for lr in value)
+            )
+        elif isinstance(fresh[key], bool):
+            ok = isinstance(value, bool)
+        elif isinstance(fresh[key], int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and -1 <= value < 2**53
+        else:
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+        if not ok:
+            raise InputError(f"lr_schedulers: {key}: unexpected value {value!r:.60}")
+        state[key] = value
+    return state
+
+
+def _random_state(state) -> dict:
+    """The data module's random state: torch generator states of this torch's size."""
+    if not isinstance(state, dict) or set(state) - {"torch_rng_state", "cuda_rng_states"}:
+        raise InputError("the data module's state: expected torch_rng_state (and cuda_rng_states)")
+    reference = torch.get_rng_state()
+    rng = state.get("torch_rng_state")
+    if rng is not None and not (
+        isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.shape == reference.shape
+    ):
+        raise InputError(f"the data module's torch_rng_state: expected {reference.numel()} bytes")
+    cuda = state.get("cuda_rng_states")
+    if cuda is not None and not (
+        isinstance(cuda, list) and all(isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in cuda)
+    ):
+        raise InputError("the data module's cuda_rng_states: expected generator states")
+    return state

@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from pima_lightning.errors import InputError
+from pima_lightning.signals import signal_exit
 
 log = logging.getLogger(__name__)
 # what an epoch line shows, as Keras's fit() names it, and where Lightning's metrics hold it
@@ -118,20 +119,14 @@ class DivergenceCheck(L.Callback):
         )
 
 
-def interrupted(trainer: L.Trainer, stop: SystemExit) -> SystemExit:
-    """The exit for a fit that a signal stopped: 143 for SIGTERM (what batch schedulers send), 130 for
-    Ctrl-C, after saying where training stopped and how to resume (on stderr and in train.log)."""
-    sigterm = isinstance(stop, SIGTERMException)
+def interrupted(trainer: L.Trainer, stop: BaseException) -> SystemExit | None:
+    """The exit for a fit that a signal stopped (None if none did): 143 for SIGTERM (what batch
+    schedulers send), 130 for Ctrl-C, after saying where training stopped and how to resume (on stderr
+    and in train.log)."""
     saved = [
         callback.ckpt_path
         for callback in trainer.callbacks
         if isinstance(callback, InterruptedCheckpoint) and Path(callback.ckpt_path).is_file()
     ]
     resume = f"resume with ckpt_path={saved[0]}" if saved else "no checkpoint was written for it"
-    message = (
-        f"interrupted by {'SIGTERM' if sigterm else 'Ctrl-C'} in epoch {trainer.current_epoch} "
-        f"(step {trainer.global_step}); {resume}"
-    )
-    log.error(message)
-    print(f"error: {message}", file=sys.stderr)
-    return SystemExit(143 if sigterm else 130)
+    return signal_exit(stop, f"in epoch {trainer.current_epoch} (step {trainer.global_step}); {resume}")

@@ -8,6 +8,8 @@ from typing import NoReturn
 from hydra.errors import InstantiationException
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+from pima_lightning import signals
+
 # operating-system errors about the user's files and disk, not bugs: said in one line
 USER_OS_ERRORS = {
     errno.ENOSPC,
@@ -61,9 +63,15 @@ def exit_with_one_line(error: BaseException) -> NoReturn:
 
 
 @contextmanager
-def one_line_errors() -> Iterator[None]:
-    """Every command's body runs inside this: errors the user can fix end it with one line."""
+def one_line_errors(interrupted: str = "before the command finished; nothing was written") -> Iterator[None]:
+    """Every command's body runs inside this: errors the user can fix end it with one line, and SIGTERM
+    or Ctrl-C with ``error: interrupted by SIGTERM <interrupted>`` and status 143 or 130."""
+    signals.install()
     try:
         yield
-    except Exception as err:
+    except BaseException as err:
+        if (stop := signals.signal_exit(err, interrupted)) is not None:
+            raise stop from None
+        if not isinstance(err, Exception):
+            raise
         exit_with_one_line(err)

@@ -27,11 +27,13 @@ FAILURE_FILE = "failure.json"
 BASELINE = "test/majority_share"  # accuracy of always predicting the commoner class of the tested rows
 
 
-def record_failure(job_dir: Path, error: BaseException) -> None:
-    """Leave the error's first line in ``job_dir`` for the sweep summary."""
-    error = InputError.within(error) or error
-    first_line = (str(error).strip().splitlines() or [""])[0]
-    write_json(job_dir / FAILURE_FILE, {"error": f"{type(error).__name__}: {first_line}"})
+def record_failure(job_dir: Path, error: BaseException | str) -> None:
+    """Leave the error's first line (or the text given) in ``job_dir`` for the sweep summary."""
+    if isinstance(error, BaseException):
+        error = InputError.within(error) or error
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        error = f"{type(error).__name__}: {first_line}"
+    write_json(job_dir / FAILURE_FILE, {"error": error})
 
 
 def collect_jobs(sweep_dir: Path) -> list[dict]:
@@ -160,16 +162,22 @@ def summarize(sweep_dir: Path) -> tuple[list[dict], list[dict]]:
     return rows, groups
 
 
+def report(sweep_dir: Path) -> tuple[list[dict], list[dict]]:
+    """Summarise the sweep and print its table and each job that did not finish; ``(rows, failed)``."""
+    rows, groups = summarize(sweep_dir)
+    print(f"\nSweep summary ({sweep_dir}):\n{format_groups(groups)}")
+    failed = [row for row in rows if row["status"] != "finished"]
+    for row in failed:
+        print(f"job {row['job']} ({row['overrides']}) {row['status']}: {row['error']}")
+    return rows, failed
+
+
 class SweepSummary(Callback):
     """Hydra callback: summarise the sweep when a multirun ends; exit non-zero if any job failed."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows, groups = summarize(sweep_dir)
-        print(f"\nSweep summary ({sweep_dir}):\n{format_groups(groups)}")
-        failed = [row for row in rows if row["status"] != "finished"]
-        for row in failed:
-            print(f"job {row['job']} ({row['overrides']}) {row['status']}: {row['error']}")
+        rows, failed = report(sweep_dir)
         if failed:
             # SystemExit passes through Hydra's callback wrapper, which turns exceptions into warnings
             raise SystemExit(

@@ -1,6 +1,7 @@
 """Train the notebook's model: ``python -m pima_lightning.train [group=option] [key=value ...]``."""
 
 import logging
+import sys
 import tempfile
 import time
 import warnings
@@ -16,6 +17,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from pima_lightning import signals
 from pima_lightning.atomic import write_json
 from pima_lightning.callbacks import DivergenceCheck, interrupted
 from pima_lightning.checks import whole
@@ -28,7 +30,7 @@ from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier
 from pima_lightning.resume import resumable_checkpoint
 from pima_lightning.run_record import result_lines, run_record
 from pima_lightning.summary import model_summary
-from pima_lightning.sweep import record_failure
+from pima_lightning.sweep import record_failure, report
 
 log = logging.getLogger(__name__)
 # the module logs once an epoch, so no step interval applies: not worth a warning every run with few batches
@@ -69,8 +71,10 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         try:
             # weights only: Lightning would unpickle a ckpt_path=http://... checkpoint with arbitrary code
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-        except SystemExit as stop:  # Lightning's answer to SIGTERM and Ctrl-C (which exits 0 on SIGTERM)
-            raise interrupted(trainer, stop) from None
+        except BaseException as stop:  # Lightning's answer to SIGTERM is SystemExit(None): an exit 0
+            if (honest := interrupted(trainer, stop)) is not None:
+                raise honest from None
+            raise
     fit_time = time.perf_counter() - fit_started
     # evaluate, predict and export read the final weights from last.ckpt, whatever the callbacks
     trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
@@ -81,14 +85,21 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     if cfg.test:
         best = [ckpt for ckpt in trainer.checkpoint_callbacks if getattr(ckpt, "monitor", None)]
         tested_checkpoint = (best[0].best_model_path or None) if best else None
-        test_metrics, figures = test_and_picture(
-            trainer,
-            model,
-            datamodule,
-            output_dir,
-            title=f"{len(datamodule.test_set)} held-out rows",
-            ckpt_path=tested_checkpoint,
-        )
+        try:
+            test_metrics, figures = test_and_picture(
+                trainer,
+                model,
+                datamodule,
+                output_dir,
+                title=f"{len(datamodule.test_set)} held-out rows",
+                ckpt_path=tested_checkpoint,
+            )
+        except BaseException as stop:
+            last = output_dir / "checkpoints" / "last.ckpt"
+            what = f"while testing; to score the model: python -m pima_lightning.evaluate ckpt_path={last}"
+            if (honest := signals.signal_exit(stop, what)) is not None:
+                raise honest from None
+            raise
         results |= test_metrics
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
@@ -169,12 +180,24 @@ def main(cfg: DictConfig) -> float:
     holding only logs is never mistaken for an unfinished run. In a multirun the failing job then
     returns NaN, so that the other jobs run and the summary is written; the sweep exits non-zero.
     """
+    signals.install()
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         metrics = train(cfg)
         return metrics.get("test/acc", metrics.get("val/acc", float("nan")))
-    except Exception as err:
+    except BaseException as err:
+        if (
+            stop := signals.signal_exit(err, "before the run finished; no metrics.json was written")
+        ) is not None:  # a signal stops a sweep too, which still summarises the jobs that ran
+            record_failure(Path(cfg.output_dir), f"interrupted by {signals.NAMES[signals.received(err)]}")
+            if multirun:
+                report(Path(HydraConfig.get().sweep.dir))
+                print("error: the sweep stopped; its summary covers the jobs that ran", file=sys.stderr)
+            raise stop from None
+        if not isinstance(err, Exception):
+            raise
         record_failure(Path(cfg.output_dir), err)
-        if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        if not multirun:
             exit_with_one_line(err)
         log.exception("Job failed")
         return float("nan")

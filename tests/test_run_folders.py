@@ -52,8 +52,8 @@ def test_two_runs_cannot_use_one_folder_at_once(train_cli, tmp_path, pima_csv):
     second = train_cli(*QUIET, run_dir=run_dir)
     assert second.returncode == 1
     assert second.stderr.strip().splitlines()[-1] == (
-        f"error: hydra.run.dir={run_dir} is in use by a run still going (process {first.pid}); wait for it to "
-        "end or choose another hydra.run.dir"
+        f"error: hydra.run.dir={run_dir} is in use by a run still going (process {first.pid}); "
+        "wait for it to end or choose another hydra.run.dir"
     )
     first.terminate()
     first.communicate(timeout=60)

@@ -17,7 +17,7 @@ from pima_lightning.checks import check_network_size, network_parameters, number
 from pima_lightning.config_checks import check_buildable_config
 from pima_lightning.data import FOLD_SCOPES, SPLITS
 from pima_lightning.ensemble import classifier
-from pima_lightning.errors import InputError
+from pima_lightning.errors import CONTROL, InputError, printable
 from pima_lightning.model import PimaClassifier
 
 log = logging.getLogger(__name__)
@@ -135,9 +135,12 @@ def network(checkpoint: dict) -> PimaClassifier:
     if names is not None and (
         not isinstance(names, list | tuple)
         or len(names) != n_features
-        or not all(isinstance(name, str) and len(name) <= 200 for name in names)
+        or not all(isinstance(name, str) and len(name) <= 200 and not CONTROL.search(name) for name in names)
     ):
-        raise InputError(f"feature_names: expected {n_features} names, found {names!r:.80}")
+        raise InputError(
+            f"feature_names: expected {n_features} names of printable characters, "
+            f"found {printable(repr(names))[:80]}"
+        )
     model = classifier(
         replicas,
         n_features=n_features,
@@ -170,11 +173,17 @@ def _split_settings(checkpoint) -> dict:
     if not isinstance(stratify, bool):
         raise InputError(f"stratify: expected true or false, found {stratify!r:.80}")
     label_column = settings.get("label_column")
-    if label_column is not None and not (isinstance(label_column, str) and len(label_column) <= 200):
-        raise InputError(f"label_column: expected a column name or nothing, found {label_column!r:.80}")
+    if label_column is not None and not (
+        isinstance(label_column, str) and len(label_column) <= 200 and not CONTROL.search(label_column)
+    ):
+        raise InputError(
+            f"label_column: expected a column name or nothing, found {printable(repr(label_column))[:80]}"
+        )
     trained_on = settings.get("path")
-    if trained_on is not None and not isinstance(trained_on, str):
-        raise InputError(f"path: expected text or nothing, found {type(trained_on).__name__}")
+    if trained_on is not None and not (isinstance(trained_on, str) and not CONTROL.search(trained_on)):
+        raise InputError(
+            f"path: expected the text of a path or nothing, found {printable(repr(trained_on))[:80]}"
+        )
     return {
         "split": split,
         "test_size": number("test_size", settings.get("test_size"), 0, 1, low_open=True, high_open=True),

@@ -24,10 +24,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pima_lightning.errors import InputError
+from pima_lightning.errors import CONTROL, InputError, printable
 
 MAX_LINE_CHARS = 65_536  # a row of 9 numbers takes under 100; a longer line is not a row of numbers
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # the model computes in float32: larger values become inf
+# the model computes in float32 (largest 3.4e38); values beyond this bound could overflow it even once
+# centred and scaled (3e38 - -3e38 is inf), so a prediction would be nan: far beyond any measurement
+MAX_MAGNITUDE = 1e30
+SCAN_BYTES = 1 << 20  # how much of a file is looked at a time for a character that is not blank
 DELIMITERS = {";": "';'", "\t": "tab"}  # other delimiters a CSV is saved with, and what to call them
 
 
@@ -59,6 +62,7 @@ def read_labelled_csv(
     file: error messages tell the user to change it."""
     path = Path(path)
     _check_regular_file(path, option)
+    _check_not_blank(path)
     header = _header(path)
     label = -1
     _check_header_width(path, header)
@@ -97,6 +101,7 @@ def read_feature_rows(
     """
     path = Path(path)
     _check_regular_file(path, option)
+    _check_not_blank(path)
     header, columns = _header(path), list(range(n_features))
     _check_header_width(path, header)
     if header is not None and feature_names is not None:
@@ -143,6 +148,16 @@ def _check_regular_file(path: Path, option: str) -> None:
         )
 
 
+def _check_not_blank(path: Path) -> None:
+    """Refuse a file of blank lines at once: the line readers would walk millions of them in Python (a
+    20 MB file of newlines took 31 s to refuse, ``benchmarks/blank_lines.py``)."""
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(SCAN_BYTES), b""):
+            if chunk.strip(b" \t\r\n\x0b\x0c"):
+                return
+    raise InputError(f"{path}: no data rows; expected lines of comma-separated numbers")
+
+
 def _parsed_by_numpy(path: Path, has_header: bool) -> np.ndarray | None:
     """Every data row parsed by numpy in one pass (after the header line, if ``_header`` found one), or
     None if numpy cannot parse the file."""
@@ -176,7 +191,7 @@ def _acceptable(table: np.ndarray, columns: Columns) -> bool:
     features, label = _read_columns(columns, width)
     if max(features) >= width:
         return False
-    features_ok = all(bool((np.abs(table[:, column]) <= FLOAT32_MAX).all()) for column in features)
+    features_ok = all(bool((np.abs(table[:, column]) <= MAX_MAGNITUDE).all()) for column in features)
     return features_ok and (label is None or bool(np.isin(table[:, label], (0.0, 1.0)).all()))
 
 
@@ -253,6 +268,12 @@ def _header(path: Path) -> list[str] | None:
         if not _is_header(cells):
             return None
         names = [cell.strip() for cell in cells]
+        if controlled := [name for name in names if CONTROL.search(name)]:
+            raise InputError(
+                f"{path}, line 1: the header name {printable(controlled[0])[:80]!r} holds a control "
+                "character; "
+                "give every column a name of printable characters"
+            )
         repeated = [name for name in dict.fromkeys(names) if names.count(name) > 1]
         if repeated:
             raise InputError(
@@ -305,10 +326,10 @@ def _parse_row(path: Path, line: int, cells: list[str], read: list[int], label: 
             raise InputError(
                 f"{path}, line {line}: the label (column {column + 1}) is {cell.strip()!r}, expected 0 or 1"
             )
-        if abs(value) > FLOAT32_MAX:
+        if abs(value) > MAX_MAGNITUDE:
             raise InputError(
-                f"{path}, line {line}, column {column + 1}: {cell.strip()!r} is beyond float32's range "
-                f"(±{FLOAT32_MAX:.1e}), in which the model computes; remove or rescale that value"
+                f"{path}, line {line}, column {column + 1}: {cell.strip()!r} is beyond ±{MAX_MAGNITUDE:.0e}, "
+                "past which the model's float32 arithmetic could overflow; remove or rescale that value"
             )
         values.append(value)
     return values

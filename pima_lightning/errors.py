@@ -1,6 +1,7 @@
 """The one exception type for bad user input, and the one way any error a user can fix ends a command."""
 
 import errno
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -34,6 +35,15 @@ class InputError(ValueError):
         return error
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 and C1 control characters, DEL
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped (``\\x1b``, ``\\r``): what a file, a checkpoint
+    or a path holds is never sent raw to a terminal, where an escape sequence could rewrite it."""
+    return CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
 def user_error(error: BaseException) -> str | None:
     """One line for an error the user can fix, or None for a bug (whose traceback should show).
 
@@ -45,13 +55,13 @@ def user_error(error: BaseException) -> str | None:
     cause = error
     while cause is not None:
         if isinstance(cause, InputError | MisconfigurationException):
-            return " ".join(str(cause).split())
+            return printable(" ".join(str(cause).split()))
         if isinstance(cause, OSError) and cause.errno in USER_OS_ERRORS:
             where = f": {cause.filename}" if cause.filename else ""
-            return f"{cause.strerror or cause}{where}"
+            return printable(f"{cause.strerror or cause}{where}")
         cause = cause.__cause__
     if isinstance(error, InstantiationException):
-        return " ".join(str(error).split())
+        return printable(" ".join(str(error).split()))
     return None
 
 

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from pima_lightning.atomic import check_output, write_text
 from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.data import PimaDataModule
-from pima_lightning.errors import one_line_errors
+from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.evaluate import inference_trainer
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,14 @@ def predict(ckpt_path: str, input_path: str, output_path: Path) -> np.ndarray:
     model, _ = load_checkpoint(ckpt_path)
     batches = inference_trainer().predict(model, datamodule=PimaDataModule(predict_path=str(input_path)))
     probabilities = torch.cat(batches).numpy()
+    if not (finite := np.isfinite(probabilities)).all():
+        rows = np.flatnonzero(~finite)
+        shown = ", ".join(str(row + 1) for row in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        raise InputError(
+            f"{input_path}: the model gives no finite probability for rows {shown} ({len(rows)} of "
+            f"{len(probabilities)} data rows): their values or the checkpoint's weights overflow float32; "
+            "check those rows and that the checkpoint is one training wrote"
+        )
     table = io.StringIO()
     np.savetxt(
         table,

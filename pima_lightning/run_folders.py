@@ -33,6 +33,8 @@ class RunFolders(Callback):
         self.reuse = reuse  # "never", "resume" (train: when ckpt_path lies in the folder), "always" (tune)
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP process Lightning started: its run's folder
+            return
         folder = Path(config.hydra.run.dir).absolute()
         claim(folder, "hydra.run.dir")
         if earlier := earlier_run(folder):

@@ -56,6 +56,59 @@ def test_tiny_search_selects_by_cross_validation_reports_test_once_and_resumes(c
     assert best["test"]["acc"] == tested["test/acc"]
     sampled = {"optimizer", "lr", "weight_decay", "batch_size", "dropout", "max_epochs"}
     assert set(best["best_params"]) == sampled
+    # the resumed sampler draws new settings: re-seeded as at the start, it repeated trial 0's
+    trials = optuna.load_study(study_name="pima", storage=f"sqlite:///{run_dir / 'study.db'}").trials
+    assert trials[2].params not in [trials[0].params, trials[1].params]
+    # a study is resumed only by the search that made it: another space or other data is one line
+    for changed, named in (
+        ("tune.space.lr=[0.001,0.01]", "tune.space.lr"),
+        ("data.test_size=0.5", "data.test_size"),
+    ):
+        refused = cli("tune", "tune.n_trials=4", "tune.folds=2", "tune.space.max_epochs=[3]", *QUICK, changed,
+                      run_dir=run_dir)  # fmt: skip
+        assert refused.returncode == 1
+        said = refused.stderr.strip().splitlines()[-1]  # after Optuna's own notice
+        assert (
+            said.startswith(f"error: {run_dir / 'study.db'} holds a study of another search:")
+            and named in said
+        )
+        assert "\n" not in said
+    assert finished_trials(run_dir / "study.db") == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["tune.n_trials=0"], "error: tune.n_trials=0: expected a whole number >= 1"),
+        (
+            ["tune.space.lr=[0.3,0.0001]"],
+            "error: tune.space.lr=[0.3, 0.0001]: expected [low, high] with 0 < low < high",
+        ),
+        (
+            ["tune.space.dropout=[0.5,1.5]"],
+            "error: tune.space.dropout=[0.5, 1.5]: expected [low, high] with 0 <= low < high < 1",
+        ),
+        (
+            ["tune.space.optimizer=[rmsprop]"],
+            "error: tune.space.optimizer: rmsprop is not in conf/optimizer/ (adam, sgd)",
+        ),
+        (["tune.folds=1"], "error: tune.folds=1: expected 0 (one validation part) or a whole number >= 2"),
+    ],
+)
+def test_search_settings_are_checked_before_any_trial(cli, tmp_path, overrides, expected):
+    result = cli("tune", *overrides, *QUICK, run_dir=tmp_path / "tune")
+    assert result.returncode == 1 and result.stderr.strip() == expected
+    assert not (tmp_path / "tune" / "study.db").exists()
+
+
+def test_a_corrupt_study_is_one_line(cli, tmp_path):
+    run_dir = tmp_path / "tune"
+    run_dir.mkdir()
+    (run_dir / "study.db").write_bytes(b"not a database" * 100)
+    result = cli("tune", "tune.n_trials=1", *QUICK, run_dir=run_dir)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(f"error: {run_dir / 'study.db'}: not an Optuna study (")
+    assert result.stderr.strip().endswith("move it away to start a new study")
 
 
 def test_the_search_reads_no_held_out_row_before_the_best_trial_is_chosen(

@@ -76,9 +76,8 @@ def network_parameters(n_features: int, hidden: list[int], replicas: int = 1) ->
     return replicas * sum(inputs * units + units for inputs, units in pairwise(sizes))
 
 
-def check_network_size(n_features: int, hidden: list[int], replicas: int = 1, prefix: str = "") -> None:
-    """Raise InputError unless the network fits ``NETWORK_LIMITS`` and ``MAX_PARAMETERS``."""
-    whole(f"{prefix}n_features", n_features, 1, NETWORK_LIMITS["features"])
+def check_layers(hidden: list[int], replicas: int = 1, prefix: str = "") -> None:
+    """Raise InputError unless the layer count, each width and the replicas fit ``NETWORK_LIMITS``."""
     if len(hidden) > NETWORK_LIMITS["layers"]:
         raise InputError(
             f"{prefix}hidden: {len(hidden)} layers; at most {NETWORK_LIMITS['layers']} are accepted"
@@ -86,6 +85,12 @@ def check_network_size(n_features: int, hidden: list[int], replicas: int = 1, pr
     for width in hidden:
         whole(f"{prefix}hidden width", width, 1, NETWORK_LIMITS["width"])
     whole(f"{prefix}replicas", replicas, 1, NETWORK_LIMITS["replicas"])
+
+
+def check_network_size(n_features: int, hidden: list[int], replicas: int = 1, prefix: str = "") -> None:
+    """Raise InputError unless the network fits ``NETWORK_LIMITS`` and ``MAX_PARAMETERS``."""
+    whole(f"{prefix}n_features", n_features, 1, NETWORK_LIMITS["features"])
+    check_layers(hidden, replicas, prefix)
     if (count := network_parameters(n_features, hidden, replicas)) > MAX_PARAMETERS:
         raise InputError(
             f"{prefix}hidden={list(hidden)!r:.80} with {n_features} features and {replicas} replica(s) has "

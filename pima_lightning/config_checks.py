@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from pima_lightning.checks import NETWORK_LIMITS, check_network_size, flag, number, whole
+from pima_lightning.checks import check_layers, check_network_size, flag, number, whole
 from pima_lightning.data import FOLD_SCOPES, SPLITS
 from pima_lightning.errors import InputError
 from pima_lightning.model import settings, torch_class
@@ -67,15 +67,9 @@ def check_model_settings(model: DictConfig) -> None:
     hidden = OmegaConf.to_container(model.hidden) if OmegaConf.is_list(model.hidden) else model.hidden
     if not is_widths(hidden):
         raise InputError(f"model.hidden={hidden}: expected a list of whole numbers >= 1, e.g. [12, 6]")
-    if len(hidden) > NETWORK_LIMITS["layers"]:
-        raise InputError(
-            f"model.hidden: {len(hidden)} layers; at most {NETWORK_LIMITS['layers']} are accepted"
-        )
-    for width in hidden:
-        whole("model.hidden width", width, 1, NETWORK_LIMITS["width"])
     number("model.dropout", model.dropout, 0, 1, high_open=True, what="a probability")
     number("model.l1", model.l1, 0, what="a penalty")
-    whole("model.replicas", model.replicas, 1, NETWORK_LIMITS["replicas"])
+    check_layers(hidden, model.replicas, prefix="model.")
 
 
 def check_model_size(model: DictConfig, n_features: int) -> None:

@@ -31,7 +31,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except OSError as err:  # a full disk, say: name the file the user expects, not the temporary one
         raise OSError(err.errno, err.strerror, str(path)) from err
     finally:
-        partial.unlink(missing_ok=True)
+        if partial.exists():  # (unlinking a missing file on a read-only mount fails, hiding the error)
+            partial.unlink()
 
 
 def check_output(path: Path, option: str, keep: dict[str, str | Path]) -> None:

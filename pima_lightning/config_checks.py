@@ -25,6 +25,8 @@ BUILDABLE = {
 # settings torch accepts but that cannot train (a zero learning rate, a negative decay factor)
 POSITIVE_SETTINGS = {"optimizer.lr", "optimizer.eps", "scheduler.gamma", "scheduler.factor"}
 NON_NEGATIVE_SETTINGS = {"optimizer.momentum", "optimizer.weight_decay"}
+# above this, a step of lr x gradient overflows float32 (3.4e38) and torch stops with an overflow error
+MAX_SETTING = 1e30
 
 
 def check_train_config(cfg: DictConfig) -> None:
@@ -124,9 +126,9 @@ def check_optimizer_settings(optimizer: dict, scheduler: dict | None) -> None:
     for group, config in (("optimizer", optimizer), ("scheduler", scheduler or {})):
         for key, value in config.items():
             if f"{group}.{key}" in POSITIVE_SETTINGS:
-                number(f"{group}.{key}", value, 0, low_open=True)
+                number(f"{group}.{key}", value, 0, MAX_SETTING, low_open=True)
             elif f"{group}.{key}" in NON_NEGATIVE_SETTINGS:
-                number(f"{group}.{key}", value, 0)
+                number(f"{group}.{key}", value, 0, MAX_SETTING)
     probe = [nn.Parameter(torch.zeros(1))]
     builds = [("optimizer", optimizer, lambda build, kwargs: build(probe, **kwargs))]
     if scheduler:

@@ -242,8 +242,14 @@ def _data_lines(path: Path, skip_header: bool = True) -> Iterator[tuple[int, lis
     try:
         # utf-8-sig drops a byte-order mark; newline="" lets csv handle \r\n line endings
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            first = True
+            first, last_line = True, 0
             for cells in (reader := csv.reader(_bounded_lines(handle, path))):
+                start, last_line = last_line + 1, reader.line_num
+                if any("\n" in cell or "\r" in cell for cell in cells):  # a quoted value ran past its line
+                    raise InputError(
+                        f'{path}, line {start}: a quote (") opened on this line is not closed on it; '
+                        "remove it, or close it before the line ends"
+                    )
                 if not any(cell.strip() for cell in cells):
                     continue
                 if first and skip_header and _is_header(cells):

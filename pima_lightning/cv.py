@@ -75,6 +75,7 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
         for repeat in range(repeats)
         for fold in range(folds)
     }
+    check_every_fold_holds_both_classes(_fold_rows(fold_cfgs[0, 0])[1], folds)
     jobs = whole("cv.jobs", cv.jobs) if cv.jobs is not None else os.cpu_count() or 1
     log.info("Training %d folds, %d at a time", len(fold_cfgs), min(jobs, len(fold_cfgs)))
     # joblib's processes, each fold an ordinary run; with one job, in this process
@@ -106,6 +107,19 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
     write_text(output_dir / "cv.csv", csv_text(rows))
     save_figures({"cv": chart(rows, summary)}, output_dir)
     return summary
+
+
+def check_every_fold_holds_both_classes(labels: np.ndarray, folds: int) -> None:
+    """Refuse folds of which some would hold no row of a class: their AUROC (and the baselines'
+    fits) would be undefined. Stratified folds hold a class in every fold when it has ``folds`` rows."""
+    counts = np.bincount(labels.astype(int), minlength=2)
+    if (fewest := int(counts.min())) < folds:
+        scarce = int(counts.argmin())
+        advice = f"use cv.folds={fewest} or fewer" if fewest >= 2 else "cross-validation needs 2 or more"
+        raise InputError(
+            f"cv.folds={folds}: class {scarce} has {fewest} of the {len(labels)} rows the folds split, so "
+            f"some folds would hold none of it and their AUROC is undefined; {advice}"
+        )
 
 
 def fold_overrides(folds: int, fold: int, fold_seed: int, scope: str) -> list[str]:

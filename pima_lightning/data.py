@@ -149,13 +149,17 @@ class PimaDataModule(L.LightningDataModule):
     def _check_classes(self, labels: np.ndarray, parts: dict[str, np.ndarray]) -> None:
         """Raise InputError unless every part of the split holds rows of both classes."""
         counts = np.bincount(labels, minlength=2).tolist()
+        advice = (  # data.split=last takes the file's last rows as they are: stratifying does not apply
+            "reorder the file's rows so its last ones hold both classes, or use data.split=random"
+            if self.hparams.split == "last"
+            else "add rows of each class, or set data.stratify=true"
+        )
         for name, part_labels in parts.items():
             missing = {0, 1} - set(part_labels.tolist())
             if missing:
                 raise InputError(
                     f"{self.csv_path}: the {name} part of the split has no rows of class "
-                    f"{min(missing)} ({counts[0]} rows of class 0, {counts[1]} of class 1); "
-                    "add rows of each class, or set data.stratify=true"
+                    f"{min(missing)} ({counts[0]} rows of class 0, {counts[1]} of class 1); {advice}"
                 )
 
     def state_dict(self) -> dict:

@@ -1,7 +1,10 @@
 """The one exception type for bad user input, and the one way any error a user can fix ends a command."""
 
 import errno
+import logging
 import re
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -10,6 +13,8 @@ from hydra.errors import InstantiationException
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from pima_lightning import signals
+
+threads_log = logging.getLogger("pima_lightning.threads")  # the log file only (conf/hydra/job_logging)
 
 # operating-system errors about the user's files and disk, not bugs: said in one line
 USER_OS_ERRORS = {
@@ -72,11 +77,29 @@ def exit_with_one_line(error: BaseException) -> NoReturn:
     raise error
 
 
+def install_handlers() -> None:
+    """What every command installs as it starts: SIGTERM and Ctrl-C handlers (``signals.py``), and a
+    hook for errors in background threads. TensorBoard's event writer fails in its own thread on a full
+    disk, and its traceback, cut short as the process exits, would precede the main thread's one line
+    about the same error: the hook says it in one line instead, the traceback going to the log file."""
+    signals.install()
+    threading.excepthook = _thread_error
+
+
+def _thread_error(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread else "a background thread"
+    threads_log.error("%s failed", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    first_line = (str(args.exc_value).strip().splitlines() or [""])[0]
+    print(f"warning: {name} failed: {args.exc_type.__name__}: {printable(first_line)}", file=sys.stderr)
+
+
 @contextmanager
 def one_line_errors(interrupted: str = "before the command finished; nothing was written") -> Iterator[None]:
     """Every command's body runs inside this: errors the user can fix end it with one line, and SIGTERM
     or Ctrl-C with ``error: interrupted by SIGTERM <interrupted>`` and status 143 or 130."""
-    signals.install()
+    install_handlers()
     try:
         yield
     except BaseException as err:

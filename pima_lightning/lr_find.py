@@ -20,15 +20,36 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from pima_lightning.atomic import write_json
-from pima_lightning.errors import one_line_errors
+from pima_lightning.checks import number, whole
+from pima_lightning.config_checks import MAX_SETTING
+from pima_lightning.errors import InputError, one_line_errors, printable
 from pima_lightning.plots import save_figures
 from pima_lightning.train import datamodule_and_model, seed_and_threads
 
 log = logging.getLogger(__name__)
+MODES = ("exponential", "linear")  # how Lightning's finder steps from min_lr to max_lr
+
+
+def check_finder_settings(finder: DictConfig) -> None:
+    """``lr_find.*``, checked before anything trains (Lightning would fail mid-way, or never stop)."""
+    if finder.mode not in MODES:
+        raise InputError(f"lr_find.mode={printable(str(finder.mode))}: expected one of {', '.join(MODES)}")
+    whole("lr_find.num_training", finder.num_training, low=2, unit=" of steps")
+    low = number("lr_find.min_lr", finder.min_lr, 0, MAX_SETTING, low_open=True, what="a learning rate")
+    number("lr_find.max_lr", finder.max_lr, low, MAX_SETTING, low_open=True, what="a learning rate")
+    if finder.early_stop_threshold is not None:
+        number(
+            "lr_find.early_stop_threshold",
+            finder.early_stop_threshold,
+            1,
+            low_open=True,
+            what="a multiple of the best loss (or null: never stop early)",
+        )
 
 
 def find_lr(cfg: DictConfig, output_dir: Path) -> dict:
     """Run the finder; write ``lr_find.png`` and ``lr_find.json`` to ``output_dir``; return the json."""
+    check_finder_settings(cfg.lr_find)
     seed_and_threads(cfg)
     datamodule, model = datamodule_and_model(cfg)
     trainer = instantiate(

@@ -6,7 +6,8 @@ command then writes its results there, so a run pointed at a folder that holds a
 (``hydra.run.dir=<a finished run>``) would silently replace some of them and leave the rest. Before
 that, this callback
 
-- refuses a folder that cannot be made or written in, with one line;
+- refuses a folder that cannot be made or written in, or whose disk has under 1 MiB free, with one
+  line (an ``output_dir`` set apart from the run folder too);
 - takes a lock (``<folder>/.lock``, ``flock``) held until the process ends: a second run started in the
   same folder at the same time is refused, naming the first one's process;
 - refuses a folder that holds an earlier run (its ``.hydra/``, results or checkpoints), unless the
@@ -17,12 +18,14 @@ that, this callback
 
 import fcntl
 import os
+import shutil
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 LOCK = ".lock"
+MIN_FREE_BYTES = 1 << 20  # a default run writes about 0.5 MiB (checkpoint, pictures, TensorBoard events)
 _held = []  # the open lock files: a lock lasts as long as this process
 
 
@@ -50,6 +53,12 @@ class RunFolders(Callback):
                 f"(by default each run gets one){resume}"
             )
 
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        """An ``output_dir`` other than the run folder must be a folder that can be made and written in."""
+        output_dir = config.get("output_dir")
+        if output_dir and Path(output_dir).absolute() != Path(config.hydra.runtime.output_dir).absolute():
+            make_folder(Path(output_dir).absolute(), "output_dir")
+
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         folder = Path(config.hydra.sweep.dir).absolute()
         claim(folder, "hydra.sweep.dir")
@@ -60,8 +69,8 @@ class RunFolders(Callback):
             )
 
 
-def claim(folder: Path, setting: str) -> None:
-    """Make ``folder`` and lock it for this process, or exit with one line saying why not."""
+def make_folder(folder: Path, setting: str) -> None:
+    """Make ``folder`` (and its parents), or exit with one line saying why it cannot be made or written."""
     existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
     if not existing.is_dir():
         raise SystemExit(f"error: {setting}={folder}: {existing} is not a folder; choose another {setting}")
@@ -72,6 +81,20 @@ def claim(folder: Path, setting: str) -> None:
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(folder).free
+    except OSError as err:
+        raise SystemExit(f"error: {setting}={folder}: {err.strerror}; choose another {setting}") from None
+    if free < MIN_FREE_BYTES:
+        raise SystemExit(
+            f"error: {setting}={folder}: only {free // 1024} KiB free on its disk, and a run writes about "
+            f"0.5 MiB; free some space or choose another {setting}"
+        )
+
+
+def claim(folder: Path, setting: str) -> None:
+    """Make ``folder`` and lock it for this process, or exit with one line saying why not."""
+    make_folder(folder, setting)
+    try:
         lock = open(folder / LOCK, "a+")  # noqa: SIM115 (held open until the process ends)
     except OSError as err:
         raise SystemExit(f"error: {setting}={folder}: {err.strerror}; choose another {setting}") from None

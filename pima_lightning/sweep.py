@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import logging
+import shlex
 import statistics
 from pathlib import Path
 
@@ -33,7 +34,10 @@ def record_failure(job_dir: Path, error: BaseException | str) -> None:
         error = InputError.within(error) or error
         first_line = (str(error).strip().splitlines() or [""])[0]
         error = f"{type(error).__name__}: {first_line}"
-    write_json(job_dir / FAILURE_FILE, {"error": error})
+    try:
+        write_json(job_dir / FAILURE_FILE, {"error": error})
+    except OSError as err:  # a full disk or a vanished folder: the error itself still gets its one line
+        log.warning("could not write %s: %s", job_dir / FAILURE_FILE, err.strerror or err)
 
 
 def collect_jobs(sweep_dir: Path) -> list[dict]:
@@ -42,7 +46,8 @@ def collect_jobs(sweep_dir: Path) -> list[dict]:
     rows = []
     for job_dir in sorted(job_dirs, key=lambda path: (len(path.name), path.name)):
         overrides = list(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))
-        row = {"job": job_dir.name, "overrides": " ".join(overrides), "status": "incomplete", "error": ""}
+        # quoted as a shell would need them: an override may hold a space ('data.path=/my data.csv')
+        row = {"job": job_dir.name, "overrides": shlex.join(overrides), "status": "incomplete", "error": ""}
         if (job_dir / "metrics.json").is_file():
             result = json.loads((job_dir / "metrics.json").read_text())
             row |= {
@@ -58,7 +63,7 @@ def collect_jobs(sweep_dir: Path) -> list[dict]:
 def group_jobs(rows: list[dict]) -> list[dict]:
     """Jobs whose overrides differ only in ``seed=``, with mean, sample std and n of each metric."""
     # name a group by the overrides that vary between jobs, seed aside; the rest are common to all
-    settings = [dict(part.split("=", 1) for part in row["overrides"].split()) for row in rows]
+    settings = [dict(part.partition("=")[::2] for part in shlex.split(row["overrides"])) for row in rows]
     varying = [
         key
         for key in dict.fromkeys(key for job in settings for key in job)
@@ -177,7 +182,11 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows, failed = report(sweep_dir)
+        try:
+            rows, failed = report(sweep_dir)
+        except Exception as err:  # a bug here must not pass as a finished sweep (Hydra makes it a warning)
+            log.exception("Sweep summary failed")
+            raise SystemExit(f"error: the sweep's summary failed ({type(err).__name__}: {err})") from None
         if failed:
             # SystemExit passes through Hydra's callback wrapper, which turns exceptions into warnings
             raise SystemExit(

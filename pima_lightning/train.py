@@ -23,7 +23,7 @@ from pima_lightning.callbacks import DivergenceCheck, interrupted
 from pima_lightning.checks import whole
 from pima_lightning.config_checks import check_model_size, check_train_config
 from pima_lightning.data import PimaDataModule
-from pima_lightning.errors import InputError, exit_with_one_line
+from pima_lightning.errors import InputError, exit_with_one_line, install_handlers
 from pima_lightning.evaluate import test_and_picture
 from pima_lightning.hparams import compared_hyperparameters, job_run_name, write_hparams_session
 from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier
@@ -180,7 +180,7 @@ def main(cfg: DictConfig) -> float:
     holding only logs is never mistaken for an unfinished run. In a multirun the failing job then
     returns NaN, so that the other jobs run and the summary is written; the sweep exits non-zero.
     """
-    signals.install()
+    install_handlers()
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         metrics = train(cfg)

@@ -3,6 +3,7 @@ no command writes over the file it reads, the checkpoint, a folder or a device."
 
 import errno
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,22 @@ def test_a_full_disk_leaves_the_previous_file_and_no_partial_one(tmp_path, monke
     assert raised.value.filename == str(target)  # the file the user expects, not the temporary one
     assert json.loads(target.read_text()) == {"epoch": 1}
     assert [path.name for path in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_read_only_folder_is_reported_with_the_target_not_the_temporary_file(tmp_path, monkeypatch):
+    """On a read-only mount the temporary file cannot be made, and unlinking it (missing) fails too:
+    that second error used to replace the first, naming ``.<name>.<pid>.partial``."""
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(Path, "write_bytes", read_only)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    target = tmp_path / "predictions.csv"
+    with pytest.raises(OSError) as raised:
+        write_json(target, {})
+    with pytest.raises(SystemExit, match=f"^error: Read-only file system: {target}$"):
+        exit_with_one_line(raised.value)
 
 
 def test_a_checkpoint_that_cannot_be_written_keeps_the_last_good_one(make_config, tmp_path, monkeypatch):
@@ -121,3 +138,23 @@ def test_export_refuses_to_write_over_its_checkpoint(cli, checkpoint):
         f"error: output={checkpoint} is the file given as ckpt_path; write the output elsewhere"
     )
     assert checkpoint.read_bytes() == before
+
+
+def test_a_background_threads_error_is_one_warning_line(monkeypatch, capsys, caplog):
+    """TensorBoard's event writer fails in its own thread on a full disk; Python's default hook printed
+    a traceback, cut short as the process exited, before the command's own error line."""
+    from pima_lightning import errors
+
+    monkeypatch.setattr(threading, "excepthook", errors._thread_error)  # what install_handlers sets
+
+    def write_events():
+        raise OSError(errno.ENOSPC, "No space left on device", "/run/tensorboard/events.out")
+
+    writer = threading.Thread(target=write_events, name="TensorBoard writer")
+    writer.start()
+    writer.join()
+    assert capsys.readouterr().err == (
+        "warning: TensorBoard writer failed: OSError: [Errno 28] No space left on device: "
+        "'/run/tensorboard/events.out'\n"
+    )
+    assert caplog.records[-1].exc_info[0] is OSError  # the traceback: for the log file only

@@ -71,6 +71,7 @@ def test_unambiguous_variants_are_accepted(tmp_path, text):
         (ROW0.replace(",", "\t") + "\n", "(the file looks tab-delimited; save it with commas)"),
         (ROW0 + "\n" + "1" * 70_000 + "\n", "line 2: longer than 65,536 characters"),
         (ROW0 + "\n" + "1," * 40_000, "line 2: longer than 65,536 characters"),  # and no line end
+        (ROW0 + '\n"' + (ROW1 + "\n") * 40, 'line 2: a quote (") opened on this line is not closed'),
     ],
     ids=[
         "empty",
@@ -86,6 +87,7 @@ def test_unambiguous_variants_are_accepted(tmp_path, text):
         "tabs",
         "long-line",
         "endless-line",
+        "unclosed-quote",
     ],
 )
 def test_bad_files_raise_one_clear_line(tmp_path, text, expected):

@@ -69,3 +69,27 @@ def test_cv_command_scores_network_and_baselines_on_the_same_folds(cli, tmp_path
     assert (run_dir / "cv.png").stat().st_size > 10_000
     assert "3-fold CV x 1 of all rows: network " in result.stdout
     assert "network - logistic regression, same folds: accuracy " in result.stdout
+
+
+def test_folds_that_would_lack_a_class_are_refused_before_any_training(tmp_path, pima_csv):
+    """3 rows of class 1 in 10 folds: 7 folds would hold none, their AUROC undefined (a traceback in
+    the summary before). Refused with the number of folds that would work."""
+    from hydra import compose, initialize_config_module
+
+    from pima_lightning.cv import cross_validation
+    from pima_lightning.errors import InputError
+
+    dataset = np.loadtxt(pima_csv, delimiter=",")
+    few = np.concatenate([dataset[dataset[:, 8] == 0][:57], dataset[dataset[:, 8] == 1][:3]])
+    path = tmp_path / "few.csv"
+    np.savetxt(path, few, delimiter=",", fmt="%g")
+    overrides = [f"data.path={path}"]
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        cfg = compose("cv", overrides=overrides)
+        with pytest.raises(InputError) as raised:
+            cross_validation(cfg, overrides, tmp_path / "cv")
+    assert str(raised.value) == (
+        "cv.folds=10: class 1 has 3 of the 60 rows the folds split, so some folds would hold none of it "
+        "and their AUROC is undefined; use cv.folds=3 or fewer"
+    )
+    assert not (tmp_path / "cv").exists()  # nothing trained

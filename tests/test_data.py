@@ -160,6 +160,17 @@ def test_a_class_too_rare_to_split_is_reported(tmp_path):
         setup_module_for(path)
 
 
+def test_a_one_class_part_under_split_last_does_not_suggest_stratifying(tmp_path):
+    """data.split=last takes the last rows as they are, so data.stratify (which it ignores) cannot help."""
+    path = tmp_path / "sorted.csv"
+    path.write_text("6,148,72,35,0,33.6,0.627,50,1\n" * 10 + "1,85,66,29,0,26.6,0.351,31,0\n" * 20)
+    with pytest.raises(InputError) as raised:
+        setup_module_for(path, split="last")
+    assert "has no rows of class 1" in str(raised.value) and "stratify" not in str(raised.value)
+    assert str(raised.value).endswith("reorder the file's rows so its last ones hold both classes, or use "
+                                      "data.split=random")  # fmt: skip
+
+
 @pytest.mark.parametrize("split", ["random", "none"])
 def test_a_file_of_one_class_does_not_suggest_stratifying(tmp_path, split):
     path = tmp_path / "one-class.csv"

@@ -1,6 +1,11 @@
 import json
 
+import pytest
+from hydra import compose, initialize_config_module
 from PIL import Image
+
+from pima_lightning.errors import InputError
+from pima_lightning.lr_find import check_finder_settings
 
 
 def test_lr_find_sweeps_the_learning_rate_and_suggests_one(cli, tmp_path):
@@ -21,3 +26,22 @@ def test_lr_find_sweeps_the_learning_rate_and_suggests_one(cli, tmp_path):
     assert f"optimizer=adam optimizer.lr={found['suggestion']:.3g}" in result.stdout
     assert Image.open(run_dir / "lr_find.png").size[0] > 300
     assert not list(run_dir.glob("*.ckpt"))  # the finder's temporary checkpoint is gone
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("lr_find.mode=bogus", "lr_find.mode=bogus: expected one of exponential, linear"),
+        ("lr_find.num_training=0", "lr_find.num_training=0: expected a whole number of steps >= 2"),
+        ("lr_find.min_lr=-1", "lr_find.min_lr=-1: expected a learning rate in (0, 1e+30]"),
+        ("lr_find.max_lr=1e-7", "lr_find.max_lr=1e-07: expected a learning rate in (1e-06, 1e+30]"),
+        ("lr_find.early_stop_threshold=0.5", "lr_find.early_stop_threshold=0.5: expected a multiple"),
+    ],
+)
+def test_finder_settings_are_checked_before_anything_trains(override, expected):
+    """Each was a traceback from inside Lightning's finder (or, for min_lr=-1, a run to nowhere)."""
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        finder = compose("lr_find", overrides=[override]).lr_find
+    with pytest.raises(InputError) as raised:
+        check_finder_settings(finder)
+    assert str(raised.value).startswith(expected)

@@ -2,9 +2,14 @@
 refused before anything in it changes, unless the run continues it; two runs cannot use one folder at
 once; a folder that cannot be made is one line."""
 
+import shutil
 import subprocess
 import sys
 import time
+
+import pytest
+
+from pima_lightning.run_folders import make_folder
 
 QUIET = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
@@ -83,3 +88,22 @@ def test_a_run_folder_that_cannot_be_made_is_one_line(train_cli, tmp_path):
         assert result.stderr.strip() == (
             f"error: hydra.run.dir={folder}: {existing} is not a folder; choose another hydra.run.dir"
         )
+    result = train_cli(*QUIET, f"output_dir={a_file}", run_dir=tmp_path / "run")  # output_dir set apart
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: output_dir={a_file}: {a_file} is not a folder; choose another output_dir"
+    )
+    assert a_file.read_text() == "not a folder"
+
+
+def test_a_disk_with_almost_no_space_left_is_refused_before_hydra_writes(tmp_path, monkeypatch):
+    """Hydra's own write of .hydra/config.yaml on a full disk ended in a chained traceback."""
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 << 20, 10 << 20, 12 << 10)
+    )
+    with pytest.raises(SystemExit) as raised:
+        make_folder(tmp_path / "run", "hydra.run.dir")
+    assert str(raised.value) == (
+        f"error: hydra.run.dir={tmp_path / 'run'}: only 12 KiB free on its disk, and a run writes about "
+        "0.5 MiB; free some space or choose another hydra.run.dir"
+    )

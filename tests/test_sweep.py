@@ -23,6 +23,16 @@ def fake_job(
         write_json(job_dir / "failure.json", {"error": error})
 
 
+def test_an_override_holding_a_space_is_grouped_like_any_other(tmp_path):
+    """Hydra keeps ``data.path='/my data.csv'`` as one override; split at spaces it crashed the summary
+    (which Hydra turns into a warning, so the sweep exited 0)."""
+    for number, (path, seed) in enumerate([("/my data.csv", 0), ("/my data.csv", 1), ("/other.csv", 0)]):
+        fake_job(tmp_path, number, [f"data.path='{path}'", f"seed={seed}"], 0.7 + number / 100)
+    rows = collect_jobs(tmp_path)
+    groups = {group["group"]: group["n"] for group in group_jobs(rows)}
+    assert groups == {"data.path='/my data.csv'": 2, "data.path='/other.csv'": 1}
+
+
 def test_summary_groups_jobs_that_differ_only_in_seed(tmp_path):
     for number, (optimizer, seed, acc) in enumerate(
         [("sgd", 0, 0.70), ("adam", 0, 0.76), ("sgd", 1, 0.74), ("adam", 1, 0.78), ("sgd", 2, 0.72)]

@@ -8,6 +8,7 @@ from hydra import compose, initialize_config_module
 from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.data import PimaDataModule
+from pima_lightning.errors import InputError
 from pima_lightning.train import train
 from pima_lightning.tune import search
 
@@ -95,9 +96,20 @@ def test_tiny_search_selects_by_cross_validation_reports_test_once_and_resumes(c
         (["tune.folds=1"], "error: tune.folds=1: expected 0 (one validation part) or a whole number >= 2"),
     ],
 )
-def test_search_settings_are_checked_before_any_trial(cli, tmp_path, overrides, expected):
-    result = cli("tune", *overrides, *QUICK, run_dir=tmp_path / "tune")
-    assert result.returncode == 1 and result.stderr.strip() == expected
+def test_search_settings_are_checked_before_any_trial(tmp_path, overrides, expected):
+    """In-process (a CLI start costs 5 s); the CLI's one line for the first case is the next test."""
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        cfg = compose("tune", overrides=[*overrides, f"output_dir={tmp_path}"])
+        with pytest.raises(InputError) as raised:
+            search(cfg, QUICK, tmp_path)
+    assert f"error: {raised.value}" == expected
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_the_cli_says_a_bad_search_setting_in_one_line(cli, tmp_path):
+    result = cli("tune", "tune.n_trials=0", *QUICK, run_dir=tmp_path / "tune")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: tune.n_trials=0: expected a whole number >= 1"
     assert not (tmp_path / "tune" / "study.db").exists()
 
 

@@ -34,6 +34,12 @@ def check_train_config(cfg: DictConfig) -> None:
     is of the wrong type or out of range, or an optimizer or scheduler that torch would refuse."""
     whole("seed", cfg.seed, 0, 2**32 - 1)
     whole("checkpoint_every", cfg.checkpoint_every, unit=" of epochs")
+    metric = cfg.get("optimized_metric")
+    if metric is not None and not (isinstance(metric, str) and metric.startswith("val/")):
+        raise InputError(
+            f"optimized_metric={metric}: expected a validation metric (val/acc, val/loss, val/auroc, ...); "
+            "a sweeper must never select on the test rows"
+        )
     check_data_settings(cfg.data)
     check_model_settings(cfg.model)
     optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)
@@ -50,7 +56,8 @@ def check_data_settings(data: DictConfig) -> None:
     whole("data.split_seed", data.split_seed, 0, 2**32 - 1)
     for name in ("batch_size", "eval_batch_size"):
         whole(f"data.{name}", data[name])
-    for name in ("stratify", "standardize"):
+    whole("data.num_workers", data.num_workers, low=0, high=1024)
+    for name in ("stratify", "standardize", "pin_memory"):
         flag(f"data.{name}", data[name])
     if data.label_column is not None and not isinstance(data.label_column, str):
         raise InputError(

@@ -56,6 +56,8 @@ class PimaDataModule(L.LightningDataModule):
         standardize: bool = True,
         batch_size: int = 10,
         eval_batch_size: int = 128,
+        num_workers: int = 0,
+        pin_memory: bool = False,
         label_column: str | None = None,
         folds: int = 0,
         fold: int = 0,
@@ -179,20 +181,33 @@ class PimaDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Minibatches of ``batch_size`` training rows, reshuffled every epoch."""
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True)
+        return self.loader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
         """The validation rows in order, ``eval_batch_size`` at a time."""
-        return DataLoader(self.val_set, batch_size=self.hparams.eval_batch_size)
+        return self.loader(self.val_set, batch_size=self.hparams.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
         """The held-out rows in order, ``eval_batch_size`` at a time."""
-        return DataLoader(self.test_set, batch_size=self.hparams.eval_batch_size)
+        return self.loader(self.test_set, batch_size=self.hparams.eval_batch_size)
 
     def predict_dataloader(self) -> DataLoader:
         """The rows of ``predict_path`` or, without one, the held-out rows, in order."""
         rows = self.predict_set if self.hparams.predict_path is not None else self.test_set
-        return DataLoader(rows, batch_size=self.hparams.eval_batch_size)
+        return self.loader(rows, batch_size=self.hparams.eval_batch_size)
+
+    def loader(self, dataset, **settings) -> DataLoader:
+        """A ``DataLoader`` with this module's ``num_workers`` and ``pin_memory``. The order of the rows is
+        drawn in this process (workers only fetch rows), so a seed gives the same batches again for the
+        same ``num_workers``; workers are kept between epochs rather than started again for each."""
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            num_workers=workers,
+            pin_memory=self.hparams.pin_memory,
+            persistent_workers=workers > 0,
+            **settings,
+        )
 
 
 def cross_validation_folds(

@@ -212,7 +212,7 @@ class EnsembleDataModule(PimaDataModule):
         order = SequentialSampler(self.train_set) if overfit else RandomSampler(self.train_set)
         rows = len(self.train_set)
         batches = ReplicaBatchSampler(order, self.hparams.batch_size, False, self.replicas, rows)
-        return DataLoader(self.train_set, batch_sampler=batches)
+        return self.loader(self.train_set, batch_sampler=batches)
 
 
 def classifier(replicas: int = 1, **settings) -> PimaClassifier:

@@ -6,14 +6,18 @@ import tempfile
 import time
 import warnings
 from collections.abc import Sequence
+from difflib import get_close_matches
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -53,11 +57,14 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     output_dir = Path(cfg.output_dir)
 
     datamodule, model = datamodule_and_model(cfg)
-    callbacks = [*instantiate_group(cfg.callbacks), DivergenceCheck(), *callbacks]
+    # logger=[] (lightning-hydra-template's way), logger=none or logger: null: no logger at all
+    loggers = instantiate_group(cfg.get("logger"))
+    callbacks = [*instantiate_group(cfg.get("callbacks")), DivergenceCheck(), *callbacks]
+    if not loggers and (monitors := [c for c in callbacks if isinstance(c, LearningRateMonitor)]):
+        log.info("No logger: the learning-rate monitor, which writes to one, is left out")
+        callbacks = [callback for callback in callbacks if callback not in monitors]
     check_validation_rows_are_not_test_rows(cfg, callbacks)
-    trainer = instantiate(
-        cfg.trainer, default_root_dir=output_dir, callbacks=callbacks, logger=instantiate_group(cfg.logger)
-    )
+    trainer = instantiate(cfg.trainer, default_root_dir=output_dir, callbacks=callbacks, logger=loggers)
     with tempfile.TemporaryDirectory() as scratch:
         resume = None
         if cfg.ckpt_path:  # a checked copy: the checkpoint's trainer state is data too
@@ -172,9 +179,70 @@ def check_validation_rows_are_not_test_rows(cfg: DictConfig, callbacks: Sequence
         )
 
 
+def sweeper_objective(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """``cfg.optimized_metric`` of the last validation, what a Hydra sweeper plugin optimises; None, with a
+    line saying why, when the validation rows are the held-out test rows (``data.val_size=0``), since a
+    sweeper would then select on the test set."""
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    if cfg.data.val_size == 0:
+        if _a_sweeper_optimises():  # basic multiruns and single runs use no return value
+            log.warning(
+                "optimized_metric=%s is not returned to the sweeper: with data.val_size=0 the validation "
+                "rows are the test rows; set data.val_size (e.g. 0.2) to optimise on training rows",
+                name,
+            )
+        return None
+    if name not in metrics:
+        known = ", ".join(sorted(key for key in metrics if key.startswith("val/")))
+        raise InputError(
+            f"optimized_metric={name}: this run logs no such metric; its validation metrics: {known}"
+        )
+    return metrics[name]
+
+
+def _a_sweeper_optimises() -> bool:
+    """Whether this run is a job of a sweeper plugin that uses its return value (Optuna's, Ax's, ...)."""
+    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        return False
+    return not str(HydraConfig.get().sweeper.get("_target_", "")).endswith("BasicSweeper")
+
+
+def _default_train_config() -> DictConfig:
+    """The train config as composed without overrides."""
+    if GlobalHydra.instance().is_initialized():
+        return compose("config")
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        return compose("config")
+
+
+def check_unknown_settings(cfg: DictConfig) -> None:
+    """Refuse a top-level setting the train config does not have (``+epochs=5``, a Keras habit that
+    Hydra's own hint suggests), naming the closest setting it does have (``trainer.max_epochs``)."""
+    known = OmegaConf.to_container(_default_train_config(), resolve=False)  # nothing resolved: keys only
+    unknown = [key for key in cfg if key not in known and key != "hydra"]
+    if unknown:
+        settings = [
+            f"{group}.{key}" if group else key
+            for group in (None, *(k for k, value in known.items() if isinstance(value, dict)))
+            for key in (known[group] if group else known)
+        ]
+        ends = {setting.rsplit(".", 1)[-1]: setting for setting in reversed(settings)}
+        close = set(get_close_matches(unknown[0], list(ends), n=3, cutoff=0.6))
+        named = [setting for end, setting in reversed(ends.items()) if end in close]  # in config order
+        hint = (
+            f"; did you mean {' or '.join(named)}?"
+            if named
+            else "; see python -m pima_lightning.train --cfg job"
+        )
+        raise InputError(f"{unknown[0]}: train has no such setting{hint}")
+
+
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float:
-    """Hydra entry point; returns the test accuracy (validation accuracy with ``test=false``) for sweepers.
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns ``optimized_metric`` of the validation rows for a sweeper plugin (None
+    when they are the test rows).
 
     A failing run leaves ``failure.json`` (its error's first line) in its run dir, so that a dir
     holding only logs is never mistaken for an unfinished run. In a multirun the failing job then
@@ -183,8 +251,9 @@ def main(cfg: DictConfig) -> float:
     install_handlers()
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
+        check_unknown_settings(cfg)
         metrics = train(cfg)
-        return metrics.get("test/acc", metrics.get("val/acc", float("nan")))
+        return sweeper_objective(cfg, metrics)
     except BaseException as err:
         if (
             stop := signals.signal_exit(err, "before the run finished; no metrics.json was written")

@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError
 from pima_lightning.model import PimaClassifier
-from pima_lightning.train import main, train
+from pima_lightning.train import train
 
 METRIC_NAMES = ("loss", "acc", "auroc", "f1", "precision", "recall")
 
@@ -44,15 +44,6 @@ def test_same_seed_same_metrics_other_seed_other_metrics(make_config, fast):
     other = train(make_config(*fast, "seed=8"))
     assert first == again
     assert first != other
-
-
-def test_hydra_main_returns_the_test_accuracy_for_sweepers(make_config, fast):
-    cfg = make_config(*fast, "trainer.max_epochs=1")
-    accuracy = main.__wrapped__(cfg)
-    assert isinstance(accuracy, float)
-    assert accuracy == train(cfg)["test/acc"]
-    untested = make_config(*fast, "trainer.max_epochs=1", "test=false", "data.val_size=0.2")
-    assert main.__wrapped__(untested) == train(untested)["val/acc"]
 
 
 def test_console_shows_model_epoch_lines_and_result_and_lightning_notices_go_to_the_log(train_cli, tmp_path):

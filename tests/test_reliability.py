@@ -218,8 +218,8 @@ def train_cli_run(cwd, *overrides: str) -> subprocess.CompletedProcess:
     [["trainer.max_epochs=0"], ["trainer.max_epochs=2", "trainer.check_val_every_n_epoch=5"]],
     ids=["no-epochs", "no-validation"],
 )
-def test_runs_without_validation_finish_and_return_the_test_accuracy(make_config, overrides):
+def test_runs_without_validation_finish_with_their_test_metrics(make_config, tmp_path, overrides):
     from pima_lightning.train import main
 
-    accuracy = main.__wrapped__(make_config(*QUIET, *overrides))
-    assert 0 < accuracy < 1
+    assert main.__wrapped__(make_config(*QUIET, *overrides)) is None  # val rows = test rows: no objective
+    assert 0 < json.loads((tmp_path / "metrics.json").read_text())["test/acc"] < 1

@@ -130,3 +130,30 @@ def interrupted(trainer: L.Trainer, stop: BaseException) -> SystemExit | None:
     ]
     resume = f"resume with ckpt_path={saved[0]}" if saved else "no checkpoint was written for it"
     return signal_exit(stop, f"in epoch {trainer.current_epoch} (step {trainer.global_step}); {resume}")
+
+
+class ValidationLossHistory(L.Callback):
+    """Each epoch's ``val/loss``, so that a run can say where its minimum was when the loss then rose
+    far above it (the network fitting its training rows' noise): ``best`` is ``(epoch, loss)``."""
+
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # (not on_validation_epoch_end: the module logs val/loss in its own, which Lightning calls after
+        # the callbacks', so there the metrics are still the previous validation's)
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is not None and not trainer.sanity_checking:
+            self.losses[trainer.current_epoch + 1] = float(loss)  # epochs counted from 1, as printed
+
+    def overfitting(self) -> dict[str, float] | None:
+        """The minimum and the last loss when the last is at least 1.5 times the minimum and the minimum
+        came in the first two thirds of the epochs; else None."""
+        if len(self.losses) < 3:
+            return None
+        best_epoch = min(self.losses, key=self.losses.get)
+        last_epoch = max(self.losses)
+        best, last = self.losses[best_epoch], self.losses[last_epoch]
+        if last >= 1.5 * best and best_epoch <= 2 * last_epoch / 3:
+            return {"best_epoch": best_epoch, "best": best, "last_epoch": last_epoch, "last": last}
+        return None

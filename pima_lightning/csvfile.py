@@ -30,6 +30,7 @@ MAX_LINE_CHARS = 65_536  # a row of 9 numbers takes under 100; a longer line is 
 # the model computes in float32 (largest 3.4e38); values beyond this bound could overflow it even once
 # centred and scaled (3e38 - -3e38 is inf), so a prediction would be nan: far beyond any measurement
 MAX_MAGNITUDE = 1e30
+MISSING_MARKS = {"NA", "N/A", "NAN", "NULL", "NONE", "?", "-", "MISSING"}  # how tables write a missing value
 SCAN_BYTES = 1 << 20  # how much of a file is looked at a time for a character that is not blank
 DELIMITERS = {";": "';'", "\t": "tab"}  # other delimiters a CSV is saved with, and what to call them
 
@@ -199,6 +200,7 @@ def _parsed_line_by_line(path: Path, option: str, columns: Columns) -> np.ndarra
     """Parse every data line in Python, raising InputError at the first bad one: a labelled table
     keeps every column, a table of features only the columns read, in their order."""
     values, width, read = array("d"), None, []  # 8 bytes a value, as numpy's table: no Python floats
+    names = _header(path)  # to name a bad cell's column as the file does
     for line, cells in _data_lines(path):
         if width is None:
             width = len(cells) if columns.widths is None or len(cells) in columns.widths else 0
@@ -217,7 +219,7 @@ def _parsed_line_by_line(path: Path, option: str, columns: Columns) -> np.ndarra
             raise InputError(
                 f"{path}, line {line}: {len(cells)} values, but the lines before it have {width}"
             )
-        values.extend(_parse_row(path, line, cells, read, label))
+        values.extend(_parse_row(path, line, cells, read, label, names))
     if width is None:
         raise InputError(f"{path}: no data rows; expected lines of comma-separated numbers")
     return np.frombuffer(values, dtype=np.float64).reshape(-1, len(read))
@@ -312,29 +314,62 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _parse_row(path: Path, line: int, cells: list[str], read: list[int], label: int | None) -> list[float]:
-    """Convert the cells ``read`` to floats, or raise InputError naming the line, column and problem."""
+def _is_text(cell: str) -> bool:
+    """A cell that is neither empty nor a number (``yes``, ``tested_positive``)."""
+    try:
+        float(cell)
+    except ValueError:
+        return bool(cell.strip())
+    return False
+
+
+def _parse_row(
+    path: Path, line: int, cells: list[str], read: list[int], label: int | None, names: list[str] | None
+) -> list[float]:
+    """Convert the cells ``read`` to floats, or raise InputError naming the line, column and problem,
+    and what to do about it: impute a missing value, encode a text column, map text labels to 0/1."""
     values = []
     for column in read:
         cell = cells[column]
+        where = f"{path}, line {line}, column {column + 1}" + (
+            f" ({printable(names[column])[:40]!r})" if names and column < len(names) else ""
+        )
+        shown = printable(cell.strip())[:40]
+        if column == label:
+            try:
+                value = float(cell)
+            except ValueError:
+                value = math.nan
+            if value not in (0.0, 1.0):
+                what = "an empty cell" if not cell.strip() else repr(shown)
+                raise InputError(
+                    f"{where}: the label is {what}, expected 0 or 1"
+                    + ("; map the labels to 0 and 1 first (e.g. no=0, yes=1)" if _is_text(cell) else "")
+                )
+            values.append(value)
+            continue
         try:
             value = float(cell)
         except ValueError:
-            raise InputError(
-                f"{path}, line {line}, column {column + 1}: {cell.strip()!r} is not a number"
-            ) from None
+            if not cell.strip():
+                problem = (
+                    "an empty cell (a missing value); impute it (e.g. the column's median) or drop the row"
+                )
+            elif cell.strip().upper() in MISSING_MARKS:
+                problem = (
+                    f"{shown!r} marks a missing value; impute it (e.g. the column's median) or drop the row"
+                )
+            else:
+                problem = (
+                    f"{shown!r} is not a number; a text column must be encoded as numbers (e.g. one column "
+                    "of 0/1 a category) or left out"
+                )
+            raise InputError(f"{where}: {problem}") from None
         if not math.isfinite(value):
-            raise InputError(
-                f"{path}, line {line}, column {column + 1}: {cell.strip()!r} is not a finite number; "
-                "remove or impute that row"
-            )
-        if column == label and value not in (0.0, 1.0):
-            raise InputError(
-                f"{path}, line {line}: the label (column {column + 1}) is {cell.strip()!r}, expected 0 or 1"
-            )
+            raise InputError(f"{where}: {shown!r} is not a finite number; remove or impute that row")
         if abs(value) > MAX_MAGNITUDE:
             raise InputError(
-                f"{path}, line {line}, column {column + 1}: {cell.strip()!r} is beyond ±{MAX_MAGNITUDE:.0e}, "
+                f"{where}: {shown!r} is beyond ±{MAX_MAGNITUDE:.0e}, "
                 "past which the model's float32 arithmetic could overflow; remove or rescale that value"
             )
         values.append(value)

@@ -1,5 +1,6 @@
 """What a finished training run records (``metrics.json``) and says on the console."""
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -44,7 +45,22 @@ def run_record(
         labels = labels[: scored_rows(trainer, stage, len(labels), datamodule.hparams.eval_batch_size)]
         record[f"{stage}/rows"] = len(labels)
         record[f"{stage}/majority_share"] = max(labels.mean().item(), 1 - labels.mean().item())
+        record[f"{stage}/positive_share"] = labels.mean().item()
     return record
+
+
+def one_class_remark(record: dict, stage: str) -> str:
+    """`` (= always predicting class 0)`` when the scores say the model gave every row one class: no
+    positive found and the accuracy that of the negatives' share (so no false positive either)."""
+    recall, accuracy = record.get(f"{stage}/recall"), record[f"{stage}/acc"]
+    positives = record.get(f"{stage}/positive_share")
+    if recall is None or positives is None:
+        return ""
+    if recall == 0 and math.isclose(accuracy, 1 - positives, abs_tol=1e-6):
+        return " (= always predicting class 0)"
+    if recall == 1 and math.isclose(accuracy, positives, abs_tol=1e-6):
+        return " (= always predicting class 1)"
+    return ""
 
 
 def scored_rows(trainer: L.Trainer, stage: str, rows: int, batch_size: int) -> int:
@@ -60,11 +76,30 @@ def result_lines(record: dict, output_dir: Path) -> str:
     replicas (mean ± std and the ensemble's) a table of every replica's values on the lines after."""
     stage = "test" if "test/acc" in record else "val"
     ending = f"{record['epochs']} epochs in {record['wall_time_s']:.1f} s | {output_dir}"
+    return _lines(record, stage, ending) + _rose(record)
+
+
+def _rose(record: dict) -> str:
+    """A line after the result when the validation loss rose far above its minimum, else ''."""
+    if rose := record.get("val/loss_rose"):
+        return (
+            f"\nval/loss rose from its minimum {rose['best']:.4f} (epoch {rose['best_epoch']}) to "
+            f"{rose['last']:.4f} (epoch {rose['last_epoch']}): the network went on to fit its training rows' "
+            "noise; callbacks=early_stopping data.val_size=0.2 stops near the best epoch and tests it"
+        )
+    return ""
+
+
+def _lines(record: dict, stage: str, ending: str) -> str:
+    """The result line (and with replicas its table)."""
     if f"{stage}/acc" not in record:
         return f"Trained {ending}"
     heading = f"{'Test' if stage == 'test' else 'Validation'} ({record[f'{stage}/rows']} rows)"
     if record["replicas"] == 1:
-        values = ", ".join(f"{label} {record[f'{stage}/{name}']:.4f}" for name, label in NAMES.items())
+        remarks = {"acc": one_class_remark(record, stage)}
+        values = ", ".join(
+            f"{label} {record[f'{stage}/{name}']:.4f}{remarks.get(name, '')}" for name, label in NAMES.items()
+        )
         return f"{heading}: {values} | {ending}"
     mean_std = ", ".join(
         f"{label} {record[f'{stage}/{name}']:.4f} ± {record[f'{stage}/{name}_std']:.4f}"

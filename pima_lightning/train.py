@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning import signals
 from pima_lightning.atomic import write_json
-from pima_lightning.callbacks import DivergenceCheck, interrupted
+from pima_lightning.callbacks import DivergenceCheck, ValidationLossHistory, interrupted
 from pima_lightning.checks import whole
 from pima_lightning.config_checks import check_model_size, check_train_config
 from pima_lightning.data import PimaDataModule
@@ -59,7 +59,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     datamodule, model = datamodule_and_model(cfg)
     # logger=[] (lightning-hydra-template's way), logger=none or logger: null: no logger at all
     loggers = instantiate_group(cfg.get("logger"))
-    callbacks = [*instantiate_group(cfg.get("callbacks")), DivergenceCheck(), *callbacks]
+    history = ValidationLossHistory()
+    callbacks = [*instantiate_group(cfg.get("callbacks")), DivergenceCheck(), history, *callbacks]
     if not loggers and (monitors := [c for c in callbacks if isinstance(c, LearningRateMonitor)]):
         log.info("No logger: the learning-rate monitor, which writes to one, is left out")
         callbacks = [callback for callback in callbacks if callback not in monitors]
@@ -118,6 +119,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     if trainer.is_global_zero:  # under DDP the first process alone writes the results
         timing = {"wall_time_s": time.perf_counter() - started, "fit_time_s": fit_time}
         record = run_record(cfg, trainer, model, datamodule, results, timing, tested_checkpoint)
+        if rose := history.overfitting():
+            record["val/loss_rose"] = rose
         write_json(output_dir / "metrics.json", record)
         log.info(result_lines(record, output_dir))
     return results

@@ -65,8 +65,8 @@ def test_unambiguous_variants_are_accepted(tmp_path, text):
         (ROW0 + "\n1,85,abc,29,0,26.6,0.351,31,0\n", "line 2, column 3: 'abc' is not a number"),
         (ROW0 + "\n1,85,nan,29,0,26.6,0.351,31,0\n", "line 2, column 3: 'nan' is not a finite number"),
         (ROW1 + "\n" + ROW0 + "\n1,inf,66,29,0,26.6,0.351,31,0\n", "line 3, column 2: 'inf'"),
-        (ROW0[:-1] + "2\n", "line 1: the label (column 9) is '2', expected 0 or 1"),
-        (ROW1[:-1] + "-1\n", "line 1: the label (column 9) is '-1', expected 0 or 1"),
+        (ROW0[:-1] + "2\n", "line 1, column 9: the label is '2', expected 0 or 1"),
+        (ROW1[:-1] + "-1\n", "line 1, column 9: the label is '-1', expected 0 or 1"),
         (ROW0 + "\n1,85,1e39,29,0,26.6,0.351,31,0\n", "line 2, column 3: '1e39' is beyond ±1e+30"),
         (ROW0.replace(",", "\t") + "\n", "(the file looks tab-delimited; save it with commas)"),
         (ROW0 + "\n" + "1" * 70_000 + "\n", "line 2: longer than 65,536 characters"),
@@ -184,3 +184,37 @@ def test_a_header_wider_or_narrower_than_the_rows_is_refused(tmp_path):
         read_labelled_csv(narrower)
     with pytest.raises(InputError, match=r"the header names 2 columns, the rows hold 4 values"):
         read_feature_rows(narrower, 3, feature_names=["a", "b", "c"])  # predict's reader too
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (
+            "6,148,,35,0,33.6,0.627,50,1",
+            "line 3, column 3 ('BloodPressure'): an empty cell (a missing value); impute it (e.g. the "
+            "column's median) or drop the row",
+        ),
+        (
+            "6,148,NA,35,0,33.6,0.627,50,1",
+            "line 3, column 3 ('BloodPressure'): 'NA' marks a missing value; impute it",
+        ),
+        (
+            "6,148,high,35,0,33.6,0.627,50,1",
+            "line 3, column 3 ('BloodPressure'): 'high' is not a number; a text column must be encoded",
+        ),
+        (
+            "6,148,72,35,0,33.6,0.627,50,yes",
+            "line 3, column 9 ('Outcome'): the label is 'yes', expected 0 or 1; map the labels to 0 and 1 "
+            "first (e.g. no=0, yes=1)",
+        ),
+        ("6,148,72,35,0,33.6,0.627,50,", "line 3, column 9 ('Outcome'): the label is an empty cell"),
+    ],
+    ids=["empty-cell", "NA", "text", "yes-label", "empty-label"],
+)
+def test_a_bad_cell_is_named_by_its_header_column_with_what_to_do(tmp_path, row, expected):
+    """A new user's own table: the column named as the header names it, the label said to be the
+    label, and the fix (impute, encode, map) in the same line."""
+    path = write(tmp_path, f"{HEADER}\n{ROW1}\n{row}\n")
+    with pytest.raises(InputError) as raised:
+        read_pima_csv(path)
+    assert str(raised.value).startswith(f"{path}, {expected}")

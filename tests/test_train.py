@@ -130,7 +130,7 @@ def test_cli_bad_csv_fails_with_one_line_and_no_finished_outputs(train_cli, fast
     result = train_cli(*fast, f"data.path={bad}", run_dir=run_dir)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {bad}, line 2: the label (column 9) is '2', expected 0 or 1"
+        f"error: {bad}, line 2, column 9: the label is '2', expected 0 or 1"
     )
     assert "Traceback" not in result.stderr
     assert not (run_dir / "metrics.json").exists()

@@ -1,11 +1,12 @@
 import json
+import math
 
 import pytest
 from hydra import compose, initialize_config_module
 from PIL import Image
 
 from pima_lightning.errors import InputError
-from pima_lightning.lr_find import check_finder_settings
+from pima_lightning.lr_find import SKIP_BEGIN, SMOOTHING, check_finder_settings, unbiased
 
 
 def test_lr_find_sweeps_the_learning_rate_and_suggests_one(cli, tmp_path):
@@ -18,7 +19,10 @@ def test_lr_find_sweeps_the_learning_rate_and_suggests_one(cli, tmp_path):
         run_dir=run_dir,
     )
     assert result.returncode == 0, result.stderr
+    assert "Finding best initial lr" not in result.stderr  # the finder's own bar, off the terminal
     found = json.loads((run_dir / "lr_find.json").read_text())
+    # the picture's curve: flat near ln 2 at the smallest rates, where Lightning's starts at about 0.35
+    assert found["loss"][0] < 0.4 and abs(found["loss_bias_corrected"][SKIP_BEGIN] - math.log(2)) < 0.03
     rates = found["lr"]
     assert 10 < len(rates) <= 40 and rates == sorted(rates)  # one step each, rising (it may stop early)
     assert rates[0] < 1e-5 and len(found["loss"]) == len(rates)
@@ -45,3 +49,13 @@ def test_finder_settings_are_checked_before_anything_trains(override, expected):
     with pytest.raises(InputError) as raised:
         check_finder_settings(finder)
     assert str(raised.value).startswith(expected)
+
+
+def test_the_bias_correction_put_right_returns_a_constant_loss_unchanged():
+    """Lightning's running average as _LRCallback computes it (global_step already counts the step)."""
+    average, smoothed = 0.0, []
+    for step in range(1, 30):
+        average = SMOOTHING * average + (1 - SMOOTHING) * 0.69
+        smoothed.append(average / (1 - SMOOTHING ** (step + 1)))
+    assert smoothed[0] == pytest.approx(0.69 * 0.02 / (1 - 0.98**2))  # about 0.35
+    assert unbiased(smoothed) == pytest.approx([0.69] * 29)

@@ -63,6 +63,13 @@ def check_data_settings(data: DictConfig) -> None:
         raise InputError(
             f"data.label_column={data.label_column}: expected a column name from the CSV's header"
         )
+    names = data.get("class_names")
+    if names is not None and not (
+        OmegaConf.is_list(names) and len(names) == 2 and all(isinstance(name, str) and name for name in names)
+    ):
+        raise InputError(
+            f"data.class_names={names}: expected two names, class 0's then class 1's, e.g. [benign,malignant]"
+        )
     if data.folds:
         whole("data.folds", data.folds, low=2)
         whole("data.fold", data.fold, 0, data.folds - 1)

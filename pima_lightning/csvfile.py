@@ -36,12 +36,13 @@ DELIMITERS = {";": "';'", "\t": "tab"}  # other delimiters a CSV is saved with, 
 
 
 class LabelledRows(NamedTuple):
-    """A labelled CSV's rows: float64 ``features (n, k)``, int64 ``labels (n,)``, and the features'
-    names from its header (None without one)."""
+    """A labelled CSV's rows: float64 ``features (n, k)``, int64 ``labels (n,)``, and the features' and
+    the label's names from its header (None without one)."""
 
     features: np.ndarray
     labels: np.ndarray
     feature_names: list[str] | None
+    label_name: str | None = None
 
 
 class Columns(NamedTuple):
@@ -89,7 +90,8 @@ def read_labelled_csv(
     label %= width
     features = table[:, :label] if label == width - 1 else np.delete(table, label, axis=1)
     names = None if header is None else [name for i, name in enumerate(header) if i != label]
-    return LabelledRows(features, table[:, label].astype(np.int64), names)
+    label_name = None if header is None else header[label]
+    return LabelledRows(features, table[:, label].astype(np.int64), names, label_name)
 
 
 def read_feature_rows(

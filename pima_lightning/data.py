@@ -2,6 +2,7 @@
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -64,6 +65,7 @@ class PimaDataModule(L.LightningDataModule):
         fold_seed: int = 0,
         fold_scope: str = "all",
         predict_path: str | None = None,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if split not in SPLITS:
@@ -73,7 +75,7 @@ class PimaDataModule(L.LightningDataModule):
         self.csv_path = Path(path or Path(data_dir) / DATASET_FILENAME).expanduser()
         self.train_set: TensorDataset | None = None
         self.predict_set: TensorDataset | None = None
-        self.n_features, self.feature_names = 0, None  # from the CSV, in setup()
+        self.n_features, self.feature_names, self.label_name = 0, None, None  # from the CSV, in setup()
 
     def prepare_data(self) -> None:
         """Download the public copy when neither ``path`` nor ``predict_path`` is given (once; verified;
@@ -90,7 +92,9 @@ class PimaDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
-        features, labels, self.feature_names = read_labelled_csv(self.csv_path, label_column=hp.label_column)
+        features, labels, self.feature_names, self.label_name = read_labelled_csv(
+            self.csv_path, label_column=hp.label_column
+        )
         self.n_features = features.shape[1]
         if len(set(labels.tolist())) == 1:  # no split or stratification can help
             raise InputError(
@@ -178,6 +182,19 @@ class PimaDataModule(L.LightningDataModule):
             torch.set_rng_state(state_dict["torch_rng_state"])
         if "cuda_rng_states" in state_dict and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state_dict["cuda_rng_states"])
+
+    @property
+    def class_names(self) -> list[str]:
+        """How pictures name class 0 and class 1: ``class_names`` if given; for the public copy
+        ``no diabetes (0)`` and ``diabetes (1)``; else from the label column's header name
+        (``Outcome = 0``), or ``class 0`` and ``class 1`` for a file without a header."""
+        if self.hparams.class_names:
+            return [f"{name} ({value})" for value, name in enumerate(self.hparams.class_names)]
+        if self.hparams.path is None:
+            return ["no diabetes (0)", "diabetes (1)"]
+        if self.label_name:
+            return [f"{self.label_name} = {value}" for value in (0, 1)]
+        return ["class 0", "class 1"]
 
     def train_dataloader(self) -> DataLoader:
         """Minibatches of ``batch_size`` training rows, reshuffled every epoch."""

@@ -49,7 +49,7 @@ def test_and_picture(
     features, labels = datamodule.test_set.tensors
     with torch.no_grad():  # every row at once, in this process (under DDP each process scores its share)
         probabilities = model.eval().predict_step(features.to(model.device), 0).cpu().numpy()
-    figures = diagnostic_figures(labels.numpy(), probabilities, title)
+    figures = diagnostic_figures(labels.numpy(), probabilities, title, datamodule.class_names)
     save_figures(figures, output_dir)
     return metrics, figures
 

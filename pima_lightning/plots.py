@@ -1,6 +1,7 @@
 """Pictures of a classifier's predictions: ROC curve, precision-recall curve and confusion matrix."""
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,11 @@ TITLES = {
 }
 
 
-def diagnostic_figures(labels: np.ndarray, probabilities: np.ndarray, title: str) -> dict[str, Figure]:
-    """One figure per entry of TITLES; predicted class = probability > 0.5, as the accuracy metric counts."""
+def diagnostic_figures(
+    labels: np.ndarray, probabilities: np.ndarray, title: str, class_names: Sequence[str] = ("0", "1")
+) -> dict[str, Figure]:
+    """One figure per entry of TITLES; predicted class = probability > 0.5, as the accuracy metric counts;
+    the confusion matrix names the classes ``class_names``."""
     # matplotlib's object API, not pyplot: no global figure state, no GUI backend needed
     figures = {name: Figure(figsize=(5, 4.5), layout="constrained") for name in TITLES}
     RocCurveDisplay.from_predictions(
@@ -35,7 +39,7 @@ def diagnostic_figures(labels: np.ndarray, probabilities: np.ndarray, title: str
         labels,
         (probabilities > 0.5).astype(int),
         labels=[0, 1],
-        display_labels=["no diabetes (0)", "diabetes (1)"],
+        display_labels=list(class_names),
         ax=figures["confusion_matrix"].add_subplot(),
         colorbar=False,
     )

@@ -4,8 +4,11 @@ TensorBoard events."""
 
 import json
 
+import numpy as np
 import pytest
 
+from pima_lightning.data import PimaDataModule
+from pima_lightning.plots import diagnostic_figures
 from pima_lightning.run_record import result_lines
 from pima_lightning.train import train
 
@@ -54,3 +57,27 @@ def test_a_validation_loss_far_above_its_minimum_names_the_minimum(make_config, 
 def test_a_run_whose_validation_loss_settles_has_no_remark(make_config, tmp_path):
     record, line = finished(make_config, tmp_path, "trainer.max_epochs=20")
     assert "val/loss_rose" not in record and len(line.splitlines()) == 1
+
+
+def test_pictures_name_the_classes_as_the_csv_does(tmp_path, pima_csv):
+    """``no diabetes (0)`` / ``diabetes (1)`` were drawn for any CSV."""
+    rows = np.loadtxt(pima_csv, delimiter=",")
+    named, bare = tmp_path / "named.csv", tmp_path / "bare.csv"
+    named.write_text("preg,glucose,bp,skin,insulin,bmi,pedigree,age,tested_positive\n")
+    with named.open("a") as handle:
+        np.savetxt(handle, rows, delimiter=",", fmt="%g")
+    np.savetxt(bare, rows, delimiter=",", fmt="%g")
+
+    def names(**settings) -> list[str]:
+        datamodule = PimaDataModule(**settings)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        return datamodule.class_names
+
+    assert names() == ["no diabetes (0)", "diabetes (1)"]  # the public copy keeps its names
+    assert names(path=str(named)) == ["tested_positive = 0", "tested_positive = 1"]
+    assert names(path=str(bare)) == ["class 0", "class 1"]
+    assert names(path=str(bare), class_names=["benign", "malignant"]) == ["benign (0)", "malignant (1)"]
+    figure = diagnostic_figures(rows[:, 8], rows[:, 1] / 200, "all rows", names(path=str(named)))
+    axes = figure["confusion_matrix"].axes[0]
+    assert [label.get_text() for label in axes.get_yticklabels()] == names(path=str(named))

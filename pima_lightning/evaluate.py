@@ -66,6 +66,16 @@ def inference_trainer() -> L.Trainer:
     )
 
 
+def _same_file(path: str, trained_on: str | None) -> bool:
+    """Whether ``path`` names the file the checkpoint says it was trained on (compared, never opened)."""
+    if trained_on is None:
+        return False
+    given, stored = Path(path).expanduser(), Path(trained_on).expanduser()
+    if given.absolute() == stored.absolute():
+        return True
+    return given.exists() and stored.exists() and given.samefile(stored)
+
+
 def evaluate(
     ckpt_path: str,
     output_dir: Path,
@@ -77,14 +87,22 @@ def evaluate(
 
     ``rows="held_out"`` scores the held-out rows of the split the model was trained with, rebuilt
     from the checkpoint's split settings on ``data_path`` or, without one, on the verified public copy
-    in ``data_dir``; ``rows="all"`` scores every row of ``data_path``. By default: every row of
-    ``data_path`` if given, else the public copy's held-out rows. The checkpoint never chooses a file.
+    in ``data_dir``; ``rows="all"`` scores every row of ``data_path``. By default: the held-out rows
+    of ``data_path`` when it is the CSV the model was trained on (else its training rows would be scored
+    too), every row of another ``data_path``, the public copy's held-out rows without one. The checkpoint
+    never chooses a file: the path it names is only compared with ``data_path``.
     """
-    rows = rows or ("all" if data_path else "held_out")
-    if rows not in ("held_out", "all") or (rows == "all" and not data_path):
+    if rows not in (None, "held_out", "all") or (rows == "all" and not data_path):
         raise InputError(f"data.rows={rows}: expected held_out, or all with data.path=CSV")
     model, split = load_checkpoint(ckpt_path)
     trained_on = split.pop("trained_on")
+    if rows is None:
+        rows = "all" if data_path and not _same_file(data_path, trained_on) else "held_out"
+        if data_path and rows == "held_out":
+            log.info(
+                "%s is the CSV the model was trained on: scoring its held-out rows (data.rows=all: all)",
+                data_path,
+            )
     if rows == "all":
         # every row of the given file, scaled with the statistics stored in the model
         data_settings = {

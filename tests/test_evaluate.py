@@ -85,5 +85,12 @@ def test_evaluate_rebuilds_the_held_out_rows_of_a_csv_the_user_names(make_config
         evaluate(checkpoint, tmp_path / "out")  # the checkpoint names the file; it is not opened
     report = evaluate(checkpoint, tmp_path / "out", str(own_csv), "held_out")
     assert report["n_rows"] == 254 and report["acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    # naming the CSV it was trained on, as the refusal says, means its held-out rows (not all 768,
+    # the training rows among them), unless every row is asked for
+    assert evaluate(checkpoint, tmp_path / "out", str(own_csv))["n_rows"] == 254
+    assert evaluate(checkpoint, tmp_path / "out", str(own_csv), "all")["n_rows"] == 768
+    other_copy = tmp_path / "copy.csv"
+    other_copy.write_bytes(pima_csv.read_bytes())
+    assert evaluate(checkpoint, tmp_path / "out", str(other_copy))["n_rows"] == 768  # another file: all
     with pytest.raises(InputError, match=r"data\.rows=every: expected held_out, or all with data\.path=CSV"):
         evaluate(checkpoint, tmp_path / "out", str(own_csv), "every")

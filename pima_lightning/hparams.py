@@ -1,5 +1,7 @@
 """The hyperparameters a run is compared by, for the loggers and TensorBoard's HParams tab."""
 
+from pathlib import Path
+
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -37,6 +39,15 @@ def job_run_name() -> str:
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return ""
     return HydraConfig.get().job.override_dirname.replace("/", "_")
+
+
+def run_name() -> str | None:
+    """A run's name in MLflow: its overrides (``optimizer=adam,seed=1``), or its folder's name when it has
+    none; None outside Hydra (MLflow then draws one). The ``${run_name:}`` resolver of
+    ``conf/logger/mlflow.yaml``."""
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().job.override_dirname or Path(HydraConfig.get().runtime.output_dir).name
 
 
 def write_hparams_session(log_dir: str, params: dict, metric_names: list[str]) -> None:

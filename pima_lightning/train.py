@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning import signals
@@ -29,7 +29,7 @@ from pima_lightning.config_checks import check_model_size, check_train_config
 from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError, exit_with_one_line, install_handlers
 from pima_lightning.evaluate import test_and_picture
-from pima_lightning.hparams import compared_hyperparameters, job_run_name, write_hparams_session
+from pima_lightning.hparams import compared_hyperparameters, job_run_name, run_name, write_hparams_session
 from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier
 from pima_lightning.resume import resumable_checkpoint
 from pima_lightning.run_record import result_lines, run_record
@@ -42,6 +42,7 @@ warnings.filterwarnings(
     "ignore", message=r"The number of training batches \(\d+\) is smaller than the logging"
 )
 OmegaConf.register_new_resolver("job_run_name", job_run_name, replace=True)  # conf/logger/*.yaml: version
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)  # conf/logger/mlflow.yaml: run_name
 
 
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, float]:
@@ -114,7 +115,13 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
                 for name, figure in figures.items():
                     logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.global_step)
                 write_hparams_session(logger.log_dir, hyperparameters, sorted(test_metrics))
+            if isinstance(logger, MLFlowLogger) and trainer.is_global_zero:
+                for name, figure in figures.items():
+                    logger.experiment.log_figure(logger.run_id, figure, f"test/{name}.png")
     for logger in trainer.loggers:
+        if isinstance(logger, MLFlowLogger) and trainer.is_global_zero:  # the checkpoints train wrote
+            for checkpoint in sorted((output_dir / "checkpoints").glob("*.ckpt")):
+                logger.experiment.log_artifact(logger.run_id, str(checkpoint), "checkpoints")
         logger.finalize("success")  # flush and close the logs before metrics.json marks the run finished
     if trainer.is_global_zero:  # under DDP the first process alone writes the results
         timing = {"wall_time_s": time.perf_counter() - started, "fit_time_s": fit_time}

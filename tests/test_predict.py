@@ -47,5 +47,8 @@ def test_predict_rejects_bad_rows_with_one_line(checkpoint, cli, tmp_path):
     output = tmp_path / "out.csv"
     result = cli("predict", f"ckpt_path={checkpoint}", f"input={bad}", f"output={output}")
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1] == f"error: {bad}, line 2, column 6: '' is not a number"
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {bad}, line 2, column 6: an empty cell (a missing value); impute it (e.g. the column's "
+        "median) or drop the row"
+    )
     assert not output.exists()

@@ -137,10 +137,13 @@ def accuracy_chart(groups: list[dict]) -> Figure:
                 linestyles="--",
             )
     axes.plot([], [], "--", color="grey", label="majority class (always predicting it)")
-    axes.set_xticks(positions, [f"{group['group']}\n(n={group['n']})" for group in shown], fontsize=8)
+    # one override a line: side by side, the names of groups differing in two settings overlapped
+    names = ["\n".join(group["group"].split(" ")) + f"\n(n={group['n']})" for group in shown]
+    axes.set_xticks(positions, names, fontsize=8)
     axes.set_xlim(-0.6, len(shown) - 0.4)
     axes.set_ylabel("accuracy on the held-out rows")
-    axes.legend(loc="lower right", fontsize=8)
+    # below the axes, not over them: inside, it hid the point of a group as low as its corner
+    figure.legend(*axes.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8)
     figure.suptitle("Test accuracy per group of the sweep")
     return figure
 

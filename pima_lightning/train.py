@@ -37,6 +37,7 @@ from pima_lightning.summary import model_summary
 from pima_lightning.sweep import record_failure, report
 
 log = logging.getLogger(__name__)
+file_log = logging.getLogger("pima_lightning.file_only")  # the run's log file, not the console
 # the module logs once an epoch, so no step interval applies: not worth a warning every run with few batches
 warnings.filterwarnings(
     "ignore", message=r"The number of training batches \(\d+\) is smaller than the logging"
@@ -72,7 +73,13 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         if cfg.ckpt_path:  # a checked copy: the checkpoint's trainer state is data too
             resume, epoch = resumable_checkpoint(cfg.ckpt_path, model, datamodule, trainer, Path(scratch))
             log.info("Resuming %s after epoch %d", cfg.ckpt_path, epoch)
-        log.info("Model:\n%s", model_summary(model))
+        # a sweep prints the layer table once, for its first job; the others' is in their train.log
+        later_job = (
+            HydraConfig.initialized()
+            and HydraConfig.get().mode == RunMode.MULTIRUN
+            and HydraConfig.get().job.num > 0
+        )
+        (file_log if later_job else log).info("Model:\n%s", model_summary(model))
         hyperparameters = compared_hyperparameters(cfg)
         for logger in trainer.loggers:
             logger.log_hyperparams(hyperparameters)

@@ -75,6 +75,9 @@ def test_cli_multirun_writes_the_summary(cli, tmp_path):
         (sweep_dir / "jobs.csv").read_text().splitlines()[0].startswith("job,overrides,status,error,test/acc")
     )
     assert "optimizer=adam" in result.stdout and "Sweep summary" in result.stdout
+    # the layer table once, for the first job; each later job's in its train.log
+    assert result.stdout.count("Total params: 193") == 1
+    assert "Total params: 193" in (sweep_dir / "3" / "train.log").read_text()
     assert Image.open(sweep_dir / "accuracy.png").size[0] > 300
     # TensorBoard's run list names each job by its overrides, not only by its number
     (run,) = (sweep_dir / "3" / "tensorboard").iterdir()
@@ -133,3 +136,17 @@ def test_slurm_launcher_config_composes_for_cluster_users():
         cfg.hydra.launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     )
     assert (cfg.hydra.launcher.cpus_per_task, cfg.hydra.launcher.timeout_min) == (1, 20)
+
+
+def test_the_accuracy_chart_keeps_its_legend_off_the_points(tmp_path):
+    """Inside the axes (lower right), the legend hid the point of a group that scored low."""
+    from pima_lightning.sweep import accuracy_chart
+
+    for number, (optimizer, acc) in enumerate([("sgd", 0.75), ("adam", 0.64), ("sgd", 0.77), ("adam", 0.64)]):
+        fake_job(tmp_path, number, [f"optimizer={optimizer}", f"seed={number}"], acc)
+    figure = accuracy_chart(group_jobs(collect_jobs(tmp_path)))
+    (axes,) = figure.axes
+    figure.canvas.draw()
+    (legend,) = figure.legends
+    assert axes.get_legend() is None
+    assert legend.get_window_extent().y1 <= axes.get_window_extent().y0  # wholly below the axes

@@ -6,6 +6,7 @@ debug preset's console."""
 import json
 
 import pytest
+from hydra.utils import instantiate
 
 from pima_lightning.config_checks import check_train_config
 from pima_lightning.data import DATASET_FILENAME, PimaDataModule
@@ -117,3 +118,38 @@ def test_an_unknown_top_level_setting_names_the_close_one(make_config):
 def test_the_data_module_built_in_python_honours_pima_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("PIMA_DATA_DIR", str(tmp_path))
     assert PimaDataModule().csv_path == tmp_path / DATASET_FILENAME
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        ("callbacks=model_checkpoint", {"model_checkpoint": "ModelCheckpoint"}),
+        (
+            "callbacks=[default,model_summary]",
+            {"model_summary": "ModelSummary", "progress_bar": "EpochLines"},
+        ),
+        (
+            "callbacks=[default,rich_progress_bar]",
+            {"rich_progress_bar": "RichProgressBar", "progress_bar": None},
+        ),
+    ],
+)
+def test_the_templates_callback_names(make_config, tmp_path, choice, expected):
+    """Each file named as the template names it, composing as its files do; Lightning allows one progress
+    bar, so the rich one takes the place of this package's."""
+    cfg = make_config("trainer.max_epochs=1", choice)
+    built = {
+        name: type(instantiate(entry)).__name__ if entry else None for name, entry in cfg.callbacks.items()
+    }
+    assert expected.items() <= built.items()
+    train(cfg)
+    assert record(tmp_path)["epochs"] == 1 and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_the_checkpoint_goes_by_the_templates_name(make_config, tmp_path):
+    train(make_config(*QUIET, "trainer.max_epochs=2", "callbacks.model_checkpoint.every_n_epochs=1",
+                      "callbacks.model_checkpoint.filename='epoch_{epoch}'"))  # fmt: skip
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == [
+        "epoch_epoch=1.ckpt",
+        "last.ckpt",
+    ]

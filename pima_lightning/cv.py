@@ -12,6 +12,7 @@ by how much the folds differ. The same folds run in parallel with any Hydra laun
 import logging
 import os
 import statistics
+import warnings
 from pathlib import Path
 
 import hydra
@@ -78,7 +79,10 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
         for repeat in range(repeats)
         for fold in range(folds)
     }
-    check_every_fold_holds_both_classes(_fold_rows(fold_cfgs[0, 0])[1], folds)
+    with warnings.catch_warnings():  # scikit-learn's notice of a class rarer than the folds: said below
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        labels = _fold_rows(fold_cfgs[0, 0])[1]
+    check_every_fold_holds_both_classes(labels, folds)
     jobs = whole("cv.jobs", cv.jobs) if cv.jobs is not None else os.cpu_count() or 1
     log.info("Training %d folds, %d at a time", len(fold_cfgs), min(jobs, len(fold_cfgs)))
     # joblib's processes, each fold an ordinary run; with one job, in this process

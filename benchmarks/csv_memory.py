@@ -25,7 +25,7 @@ READERS = {
     ),
     "line by line": (
         "from pima_lightning import csvfile; "
-        "table = csvfile._parsed_line_by_line(PATH, 'data.path', csvfile.Columns(None, -1, None, ''))"
+        "table = csvfile._parsed_line_by_line(PATH, 'data.path', csvfile.Columns(None, -1, None, ''), None)"
     ),
     "np.loadtxt": "import numpy as np; table = np.loadtxt(PATH, delimiter=',')",
 }

@@ -85,7 +85,7 @@ def read_labelled_csv(
         if label == -1
         else f"{{width}} comma-separated values ({{features}} features and the 0/1 label {label_column!r})"
     )
-    table = _read_table(path, option, Columns(None, label, None, expected), header is not None)
+    table = _read_table(path, option, Columns(None, label, None, expected), header)
     width = table.shape[1]
     label %= width
     features = table[:, :label] if label == width - 1 else np.delete(table, label, axis=1)
@@ -119,15 +119,15 @@ def read_feature_rows(
     expected = (
         f"{n_features} or {n_features + 1} comma-separated values ({n_features} features, optionally a label)"
     )
-    return _read_table(path, option, Columns(columns, None, widths, expected), header is not None)
+    return _read_table(path, option, Columns(columns, None, widths, expected), header)
 
 
-def _read_table(path: Path, option: str, columns: Columns, has_header: bool) -> np.ndarray:
+def _read_table(path: Path, option: str, columns: Columns, header: list[str] | None) -> np.ndarray:
     """The data rows as a float64 array: every column of a labelled line, or the feature columns read,
-    in their order; all lines must have the width of the first one."""
-    table = _parsed_by_numpy(path, has_header)
+    in their order; all lines must have the width of the first one. ``header``: the file's names."""
+    table = _parsed_by_numpy(path, header is not None)
     if table is None or not _acceptable(table, columns):
-        return _parsed_line_by_line(path, option, columns)
+        return _parsed_line_by_line(path, option, columns, header)
     if columns.features is None:
         return table
     wanted = list(columns.features)
@@ -198,11 +198,11 @@ def _acceptable(table: np.ndarray, columns: Columns) -> bool:
     return features_ok and (label is None or bool(np.isin(table[:, label], (0.0, 1.0)).all()))
 
 
-def _parsed_line_by_line(path: Path, option: str, columns: Columns) -> np.ndarray:
-    """Parse every data line in Python, raising InputError at the first bad one: a labelled table
-    keeps every column, a table of features only the columns read, in their order."""
+def _parsed_line_by_line(path: Path, option: str, columns: Columns, names: list[str] | None) -> np.ndarray:
+    """Parse every data line in Python, raising InputError at the first bad one (naming its column as
+    the header ``names`` it): a labelled table keeps every column, a table of features only the columns
+    read, in their order."""
     values, width, read = array("d"), None, []  # 8 bytes a value, as numpy's table: no Python floats
-    names = _header(path)  # to name a bad cell's column as the file does
     for line, cells in _data_lines(path):
         if width is None:
             width = len(cells) if columns.widths is None or len(cells) in columns.widths else 0
@@ -249,7 +249,7 @@ def _data_lines(path: Path, skip_header: bool = True) -> Iterator[tuple[int, lis
             first, last_line = True, 0
             for cells in (reader := csv.reader(_bounded_lines(handle, path))):
                 start, last_line = last_line + 1, reader.line_num
-                if any("\n" in cell or "\r" in cell for cell in cells):  # a quoted value ran past its line
+                if last_line != start:  # the record took more than one line: a quoted value ran past its line
                     raise InputError(
                         f'{path}, line {start}: a quote (") opened on this line is not closed on it; '
                         "remove it, or close it before the line ends"
@@ -316,15 +316,6 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _is_text(cell: str) -> bool:
-    """A cell that is neither empty nor a number (``yes``, ``tested_positive``)."""
-    try:
-        float(cell)
-    except ValueError:
-        return bool(cell.strip())
-    return False
-
-
 def _parse_row(
     path: Path, line: int, cells: list[str], read: list[int], label: int | None, names: list[str] | None
 ) -> list[float]:
@@ -333,46 +324,54 @@ def _parse_row(
     values = []
     for column in read:
         cell = cells[column]
-        where = f"{path}, line {line}, column {column + 1}" + (
-            f" ({printable(names[column])[:40]!r})" if names and column < len(names) else ""
-        )
-        shown = printable(cell.strip())[:40]
-        if column == label:
-            try:
-                value = float(cell)
-            except ValueError:
-                value = math.nan
-            if value not in (0.0, 1.0):
-                what = "an empty cell" if not cell.strip() else repr(shown)
-                raise InputError(
-                    f"{where}: the label is {what}, expected 0 or 1"
-                    + ("; map the labels to 0 and 1 first (e.g. no=0, yes=1)" if _is_text(cell) else "")
-                )
-            values.append(value)
-            continue
         try:
             value = float(cell)
         except ValueError:
+            value = None
+        if column == label:
+            if value not in (0.0, 1.0):
+                text = value is None and cell.strip()
+                raise InputError(
+                    f"{_cell(path, line, column, names)}: the label is "
+                    f"{_shown(cell) if cell.strip() else 'an empty cell'}, expected 0 or 1"
+                    + ("; map the labels to 0 and 1 first (e.g. no=0, yes=1)" if text else "")
+                )
+        elif value is None:
             if not cell.strip():
                 problem = (
                     "an empty cell (a missing value); impute it (e.g. the column's median) or drop the row"
                 )
             elif cell.strip().upper() in MISSING_MARKS:
                 problem = (
-                    f"{shown!r} marks a missing value; impute it (e.g. the column's median) or drop the row"
+                    f"{_shown(cell)} marks a missing value; impute it (e.g. the column's median) "
+                    "or drop the row"
                 )
             else:
                 problem = (
-                    f"{shown!r} is not a number; a text column must be encoded as numbers (e.g. one column "
-                    "of 0/1 a category) or left out"
+                    f"{_shown(cell)} is not a number; a text column must be encoded as numbers (e.g. one "
+                    "column of 0/1 a category) or left out"
                 )
-            raise InputError(f"{where}: {problem}") from None
-        if not math.isfinite(value):
-            raise InputError(f"{where}: {shown!r} is not a finite number; remove or impute that row")
-        if abs(value) > MAX_MAGNITUDE:
+            raise InputError(f"{_cell(path, line, column, names)}: {problem}")
+        elif not math.isfinite(value):
             raise InputError(
-                f"{where}: {shown!r} is beyond ±{MAX_MAGNITUDE:.0e}, "
+                f"{_cell(path, line, column, names)}: {_shown(cell)} is not a finite number; "
+                "remove or impute that row"
+            )
+        elif abs(value) > MAX_MAGNITUDE:
+            raise InputError(
+                f"{_cell(path, line, column, names)}: {_shown(cell)} is beyond ±{MAX_MAGNITUDE:.0e}, "
                 "past which the model's float32 arithmetic could overflow; remove or rescale that value"
             )
         values.append(value)
     return values
+
+
+def _cell(path: Path, line: int, column: int, names: list[str] | None) -> str:
+    """Where a bad cell is: ``<file>, line 3, column 3 ('BloodPressure')``, named if the header names it."""
+    name = f" ({printable(names[column])[:40]!r})" if names and column < len(names) else ""
+    return f"{path}, line {line}, column {column + 1}{name}"
+
+
+def _shown(cell: str) -> str:
+    """A bad cell's text as an error line quotes it: stripped, control characters escaped, 40 at most."""
+    return repr(printable(cell.strip())[:40])

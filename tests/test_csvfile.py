@@ -125,7 +125,9 @@ def test_numpy_and_the_line_by_line_reader_agree(tmp_path, pima_csv):
     text = HEADER + "\n" + "\n".join([f'"{lines[0]}"'.replace(",", '","'), " " + lines[1], *lines[2:]]) + "\n"
     path = write(tmp_path, text)
     by_numpy = csvfile._parsed_by_numpy(path, has_header=True)
-    by_line = csvfile._parsed_line_by_line(path, "data.path", Columns(None, -1, None, "{width} values"))
+    by_line = csvfile._parsed_line_by_line(
+        path, "data.path", Columns(None, -1, None, "{width} values"), HEADER.split(",")
+    )
     np.testing.assert_array_equal(by_numpy, by_line)
     np.testing.assert_array_equal(by_numpy, np.loadtxt(pima_csv, delimiter=","))
 

@@ -30,13 +30,18 @@ def compared_hyperparameters(cfg: DictConfig) -> dict[str, float | int | str | b
     }
 
 
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun (``-m``)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def job_run_name() -> str:
     """A multirun job's overrides (``optimizer=adam,seed=1``), to name its run in TensorBoard's run list,
     where job folders are numbered; "" for a single run (its folder is the run) and outside Hydra.
 
     Slashes in values (``data.path=/data/a.csv``) become underscores: in a run name they would nest.
     It is the ``version`` of the loggers in ``conf/logger/`` (the ``${job_run_name:}`` resolver)."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+    if not in_multirun():
         return ""
     return HydraConfig.get().job.override_dirname.replace("/", "_")
 

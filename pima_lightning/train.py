@@ -7,6 +7,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from difflib import get_close_matches
+from importlib.resources import files
 from pathlib import Path
 
 import hydra
@@ -15,7 +16,6 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
@@ -29,7 +29,13 @@ from pima_lightning.config_checks import check_model_size, check_train_config
 from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError, exit_with_one_line, install_handlers
 from pima_lightning.evaluate import test_and_picture
-from pima_lightning.hparams import compared_hyperparameters, job_run_name, run_name, write_hparams_session
+from pima_lightning.hparams import (
+    compared_hyperparameters,
+    in_multirun,
+    job_run_name,
+    run_name,
+    write_hparams_session,
+)
 from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier
 from pima_lightning.resume import resumable_checkpoint
 from pima_lightning.run_record import result_lines, run_record
@@ -74,11 +80,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
             resume, epoch = resumable_checkpoint(cfg.ckpt_path, model, datamodule, trainer, Path(scratch))
             log.info("Resuming %s after epoch %d", cfg.ckpt_path, epoch)
         # a sweep prints the layer table once, for its first job; the others' is in their train.log
-        later_job = (
-            HydraConfig.initialized()
-            and HydraConfig.get().mode == RunMode.MULTIRUN
-            and HydraConfig.get().job.num > 0
-        )
+        later_job = in_multirun() and HydraConfig.get().job.num > 0
         (file_log if later_job else log).info("Model:\n%s", model_summary(model))
         hyperparameters = compared_hyperparameters(cfg)
         for logger in trainer.loggers:
@@ -221,7 +223,7 @@ def sweeper_objective(cfg: DictConfig, metrics: dict[str, float]) -> float | Non
 
 def _a_sweeper_optimises() -> bool:
     """Whether this run is a job of a sweeper plugin that uses its return value (Optuna's, Ax's, ...)."""
-    if not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+    if not in_multirun():
         return False
     return not str(HydraConfig.get().sweeper.get("_target_", "")).endswith("BasicSweeper")
 
@@ -234,12 +236,26 @@ def _default_train_config() -> DictConfig:
         return compose("config")
 
 
+def _top_level_settings() -> set[str]:
+    """The train config's top-level keys: ``conf/config.yaml``'s own and its defaults list's groups, read
+    from the file (composing the whole config costs 150 ms, which every run would pay)."""
+    primary = OmegaConf.load(files("pima_lightning.conf") / "config.yaml")
+    groups = {
+        group
+        for entry in primary.defaults
+        if OmegaConf.is_dict(entry)
+        for group in entry
+        if not group.startswith("override ")
+    }
+    return set(primary) - {"defaults"} | groups
+
+
 def check_unknown_settings(cfg: DictConfig) -> None:
     """Refuse a top-level setting the train config does not have (``+epochs=5``, a Keras habit that
     Hydra's own hint suggests), naming the closest setting it does have (``trainer.max_epochs``)."""
-    known = OmegaConf.to_container(_default_train_config(), resolve=False)  # nothing resolved: keys only
-    unknown = [key for key in cfg if key not in known and key != "hydra"]
+    unknown = [key for key in cfg if key not in _top_level_settings()]
     if unknown:
+        known = OmegaConf.to_container(_default_train_config(), resolve=False)  # nothing resolved: keys only
         settings = [
             f"{group}.{key}" if group else key
             for group in (None, *(k for k, value in known.items() if isinstance(value, dict)))
@@ -266,7 +282,7 @@ def main(cfg: DictConfig) -> float | None:
     returns NaN, so that the other jobs run and the summary is written; the sweep exits non-zero.
     """
     install_handlers()
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    multirun = in_multirun()
     try:
         check_unknown_settings(cfg)
         metrics = train(cfg)

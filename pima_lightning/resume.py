@@ -26,6 +26,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.migration import migrate_checkpoint
 from packaging.version import InvalidVersion, Version
 
 from pima_lightning.checkpoint import network, read_checkpoint
@@ -62,9 +63,10 @@ def resumable_checkpoint(
     try:
         network(checkpoint)  # the same checks as for inference
         _check_same_settings(checkpoint, model, dict(datamodule.hparams))
+        _migrate(checkpoint, _version(checkpoint))
         copy_ = {key: checkpoint[key] for key in KEPT if key in checkpoint}
         copy_ |= {
-            "pytorch-lightning_version": _version(checkpoint),
+            "pytorch-lightning_version": L.__version__,  # migrated: its layout is this Lightning's now
             "epoch": _counter("epoch", checkpoint.get("epoch")),
             "global_step": _counter("global_step", checkpoint.get("global_step")),
             "loops": _loops(checkpoint.get("loops"), trainer),
@@ -133,6 +135,19 @@ def _version(checkpoint: dict) -> str:
     if version > Version(L.__version__):
         raise InputError(f"written by Lightning {version}, newer than this Lightning {L.__version__}")
     return written
+
+
+def _migrate(checkpoint: dict, written: str) -> None:
+    """Lightning's own migrations (its public ``migrate_checkpoint``, what its loader applies), so that
+    a checkpoint of an older Lightning is checked against this one's loop layout, not refused for it;
+    parts they cannot migrate (a crafted or damaged layout) are refused."""
+    try:
+        migrate_checkpoint(checkpoint)
+    except Exception as err:  # the migrations index into the layout they expect: KeyError, TypeError, ...
+        raise InputError(
+            f"its Lightning {written} layout could not be migrated to {L.__version__}'s "
+            f"({type(err).__name__}: {str(err)[:80]})"
+        ) from None
 
 
 def _counter(name: str, value) -> int:

@@ -80,6 +80,8 @@ def tampered(part: str):
             checkpoint["pytorch-lightning_version"] = "banana"
         elif part == "newer version":
             checkpoint["pytorch-lightning_version"] = "99.0.0"
+        elif part == "unmigratable layout":  # 1.5's migrations look for loops this layout does not have
+            checkpoint["pytorch-lightning_version"] = "1.5.0"
         elif part == "callback state":
             for key, state in checkpoint["callbacks"].items():
                 if key.startswith("ModelCheckpoint"):
@@ -99,6 +101,7 @@ def tampered(part: str):
         ("buffer values", "parameter 1's momentum_buffer holds non-finite numbers"),
         ("version", "pytorch-lightning_version: expected a version"),
         ("newer version", "written by Lightning 99.0.0, newer than this"),
+        ("unmigratable layout", "its Lightning 1.5.0 layout could not be migrated to"),
         ("callback state", "best_k_models is not a mapping"),
     ],
 )
@@ -107,6 +110,18 @@ def test_a_tampered_training_state_is_refused_in_one_line(genuine, tmp_path, par
         resume(tampered(part)(torch.load(genuine[0], weights_only=True)), tmp_path)
     assert expected in str(refused.value) and "\n" not in str(refused.value)
     assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()  # refused before training
+
+
+def test_a_checkpoint_of_an_older_lightning_is_migrated_as_lightning_migrates_it(genuine, tmp_path):
+    """Labelled 1.9.0, it goes through Lightning's 2.0.0 migrations (as Lightning's own loader would put
+    it) before its loops are compared with this Lightning's, and the resumed run reaches the same weights
+    as from the genuine file: the migrations leave a layout they need not change as it was. (The
+    refusal of one they cannot migrate is the "unmigratable layout" case above.)"""
+    checkpoint = torch.load(genuine[0], weights_only=True)
+    from_genuine = resume(checkpoint, tmp_path / "genuine")["state_dict"]
+    checkpoint["pytorch-lightning_version"] = "1.9.0"
+    from_older = resume(checkpoint, tmp_path / "older")["state_dict"]
+    assert all(torch.equal(from_genuine[name], from_older[name]) for name in from_genuine)
 
 
 def peak_memory_of_loading(path) -> tuple[str, int]:

@@ -146,6 +146,7 @@ class EnsembleClassifier(PimaClassifier):
             self.train_outputs.clear()
             self.train_metrics.update(logits, labels)
         self._log_epoch("train")
+        self.log_learning_rate()
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

@@ -60,9 +60,21 @@ def write_hparams_session(log_dir: str, params: dict, metric_names: list[str]) -
     ``metric_names``, which the run logged already (``hparams`` takes their names, not values).
 
     Lightning's ``TensorBoardLogger.log_hyperparams(params, metrics)`` would write every metric a second
-    time at step 0; this writes the three HParams summaries alone, as torch's ``add_hparams`` writes
-    them, in an event file of the same run directory.
+    time at step 0; this writes the session's start and end, in an event file of the same run directory.
+    Not the experiment summary that torch's ``add_hparams`` writes too: each run's would describe that
+    run alone, and TensorBoard would show the first one it finds, whose columns cannot say which
+    settings differ between runs. Without one, TensorBoard builds it from every run's session, and
+    ticks the columns whose values differ (``optimizer`` and ``seed`` in a sweep over them).
+
+    Whole numbers (``batch_size``, ``seed``, ``max_epochs``, ``replicas``) go in as their digits:
+    TensorBoard has no integer type, and shows a number as ``10.000``; as text it shows ``10`` and
+    filters by ticking values.
     """
+    params = {
+        name: str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        for name, value in params.items()
+    }
+    _, session_start, session_end = hparams(params, dict.fromkeys(metric_names))
     with SummaryWriter(log_dir) as writer:
-        for summary in hparams(params, dict.fromkeys(metric_names)):
+        for summary in (session_start, session_end):
             writer.file_writer.add_summary(summary)

@@ -264,6 +264,13 @@ class PimaClassifier(L.LightningModule):
             loss = loss + self.l1_penalty().detach()
         accuracy = ((logits > 0).float() == labels).float().mean()
         self.log_dict({"train/loss": loss, "train/acc": accuracy}, sync_dist=True)
+        self.log_learning_rate()
+
+    def log_learning_rate(self) -> None:
+        """Log the epoch's learning rate as ``train/lr``, beside the training loss (with a scheduler it
+        changes between epochs). Lightning's ``LearningRateMonitor`` would log it as ``lr-SGD``, a card of
+        its own ahead of the loss in TensorBoard, and at optimizer steps rather than epochs."""
+        self.log("train/lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]))
 
     def validation_step(self, batch, batch_idx: int) -> None:
         features, labels = batch

@@ -73,6 +73,11 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         log.info("No logger: the learning-rate monitor, which writes to one, is left out")
         callbacks = [callback for callback in callbacks if callback not in monitors]
     check_validation_rows_are_not_test_rows(cfg, callbacks)
+    within_epochs = cfg.trainer.get("val_check_interval") not in (None, 1.0)
+    for logger in loggers:
+        if within_epochs and getattr(logger, "epochs_on_x_axis", False):
+            log.info("trainer.val_check_interval validates within epochs: TensorBoard's x-axis is the step")
+            logger.epochs_on_x_axis = False
     trainer = instantiate(cfg.trainer, default_root_dir=output_dir, callbacks=callbacks, logger=loggers)
     with tempfile.TemporaryDirectory() as scratch:
         resume = None
@@ -122,7 +127,9 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
                 for name, figure in figures.items():
-                    logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.global_step)
+                    epochs = getattr(logger, "epochs_on_x_axis", False)
+                    step = trainer.current_epoch if epochs else trainer.global_step
+                    logger.experiment.add_figure(f"test/{name}", figure, global_step=step)
                 write_hparams_session(logger.log_dir, hyperparameters, sorted(test_metrics))
             if isinstance(logger, MLFlowLogger) and trainer.is_global_zero:
                 for name, figure in figures.items():

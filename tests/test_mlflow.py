@@ -49,7 +49,7 @@ def test_an_mlflow_run_holds_params_metric_history_and_artifacts(train_cli, tmp_
 def test_many_loggers_writes_tensorboard_csv_and_mlflow(make_config):
     cfg = make_config("logger=many_loggers")
     assert [entry._target_.rsplit(".", 1)[-1] for entry in cfg.logger.values()] == [
-        "TensorBoardLogger",
+        "EpochTensorBoardLogger",  # Lightning's TensorBoardLogger, epochs on the x-axis
         "CSVLogger",
         "MLFlowLogger",
     ]

@@ -44,12 +44,14 @@ def test_debug_default_on_the_console_is_the_runs_lines_not_librarys_internals(t
 
 @pytest.mark.parametrize("no_logger", ["logger=[]", "logger=none", "python: cfg.logger = None"])
 def test_no_logger_however_written_trains_and_leaves_out_the_lr_monitor(make_config, tmp_path, no_logger):
+    # Lightning's LearningRateMonitor, added as a template user adds it, refuses a Trainer with no logger
+    lr_monitor = "+callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LearningRateMonitor"
     if no_logger.startswith("python"):
-        cfg = make_config(*QUIET, "trainer.max_epochs=2")
+        cfg = make_config(*QUIET, "trainer.max_epochs=2", lr_monitor)
         cfg.logger = None
     else:
-        cfg = make_config(*QUIET, "trainer.max_epochs=2", no_logger)
-    assert cfg.get("logger") is None
+        cfg = make_config(*QUIET, "trainer.max_epochs=2", lr_monitor, no_logger)
+    assert cfg.get("logger") is None and "lr_monitor" in cfg.callbacks
     train(cfg)
     assert record(tmp_path)["epochs"] == 2
     assert not (tmp_path / "tensorboard").exists()

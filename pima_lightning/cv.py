@@ -1,11 +1,14 @@
-"""Cross-validation: ``python -m pima_lightning.cv [cv.folds=10] [cv.repeats=1] [cv.scope=all|train]``.
+"""Cross-validation: ``python -m pima_lightning.cv [cv.folds=10] [cv.seeds=1] [cv.scope=all|train]``.
 
-Each fold is an ordinary training run (``data.folds=k data.fold=i``, in ``folds/<repeat>_<fold>/``):
-its held-out rows are the fold's, its scaling statistics are fitted on the fold's training rows. The
-same folds (scikit-learn's ``StratifiedKFold``) score scikit-learn baselines, each a ``Pipeline`` with
-the same scaling, through ``cross_validate``; the summary puts them beside the network, with the
-paired per-fold difference network minus logistic regression, so that the comparison is not fooled
-by how much the folds differ. The same folds run in parallel with any Hydra launcher as a multirun:
+Every (fold, seed) is a member of one run (``cv.engine=members``, ``members.py``): it trains on its
+fold's training rows only, with scaling statistics fitted on them, and is scored on the fold's held-out
+rows. With ``cv.engine=runs`` each fold is an ordinary training run instead (``data.folds=k
+data.fold=i``, in ``folds/<repeat>_<fold>/``), ``cv.jobs`` at a time, with every callback train has.
+The same folds (scikit-learn's ``StratifiedKFold``) score scikit-learn baselines, each a ``Pipeline``
+with the same scaling, through ``cross_validate``; the summary puts them beside the network, with the
+paired per-fold difference network minus logistic regression, so that the comparison is not fooled by
+how much the folds differ. With ``cv.seeds`` > 1 each fold's seed ensemble (the mean of its seeds'
+probabilities) is a method too. The same folds run in parallel with any Hydra launcher as a multirun:
 ``python -m pima_lightning.train -m data.folds=10 'data.fold=range(10)'``.
 """
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import hydra
 import numpy as np
+import torch
 from hydra import compose
 from hydra.utils import instantiate
 from joblib import Parallel, delayed
@@ -34,6 +38,9 @@ from pima_lightning.atomic import write_json, write_text
 from pima_lightning.checks import whole
 from pima_lightning.data import FOLD_SCOPES
 from pima_lightning.errors import InputError, one_line_errors
+from pima_lightning.member_runs import check_members_config, fit_members
+from pima_lightning.members import SCORES as MEMBER_SCORES
+from pima_lightning.members import members_of
 from pima_lightning.plots import save_figures
 from pima_lightning.sweep import csv_text
 from pima_lightning.train import command_line_train_overrides, train
@@ -41,6 +48,8 @@ from pima_lightning.train import command_line_train_overrides, train
 log = logging.getLogger(__name__)
 
 NETWORK = "network"
+ENGINES = ("members", "runs")
+ENSEMBLE = "network seed ensemble"  # with cv.seeds > 1: a fold's seeds' mean probability
 BASELINES = {  # scikit-learn's defaults, each after the same z-scoring as the network's
     "majority class": lambda: DummyClassifier(strategy="most_frequent"),
     "logistic regression": lambda: LogisticRegression(),
@@ -81,8 +90,40 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
     }
     with warnings.catch_warnings():  # scikit-learn's notice of a class rarer than the folds: said below
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        labels = _fold_rows(fold_cfgs[0, 0])[1]
+        features, labels, _ = fold_rows(fold_cfgs[0, 0])
     check_every_fold_holds_both_classes(labels, folds)
+    if cv.engine not in ENGINES:
+        raise InputError(f"cv.engine={cv.engine}: expected one of {', '.join(ENGINES)}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if cv.engine == "members":
+        seeds = whole("cv.seeds", cv.seeds)
+        check_members_config(cfg, "cv")
+        splits = [fold_rows(fold_cfgs[repeat, 0])[2] for repeat in range(repeats)]
+        rows, members = members_rows(cfg, features, labels, splits, seeds, output_dir)
+        write_text(output_dir / "members.csv", csv_text(members))
+    else:
+        if cv.seeds != 1:
+            raise InputError(f"cv.seeds={cv.seeds}: seeds are members of one run; use cv.engine=members")
+        rows = runs_rows(cv, fold_cfgs)
+    if cv.baselines:
+        for repeat in range(repeats):
+            features, labels, splits = fold_rows(fold_cfgs[repeat, 0])
+            for name, model in BASELINES.items():
+                scores = cross_validate(
+                    make_pipeline(StandardScaler(), model()), features, labels, cv=splits, scoring=SCORES
+                )
+                for fold in range(folds):
+                    row = rows[repeat * folds + fold]
+                    row |= {f"{name} {k}": float(scores[f"test_{k}"][fold]) for k in SCORES}
+    summary = summarize(rows, folds, repeats, cv.scope)
+    write_json(output_dir / "cv.json", {"summary": summary, "folds": rows})
+    write_text(output_dir / "cv.csv", csv_text(rows))  # a row per fold
+    save_figures({"cv": chart(rows, summary)}, output_dir)
+    return summary
+
+
+def runs_rows(cv: DictConfig, fold_cfgs: dict) -> list[dict]:
+    """``cv.engine=runs``: every fold an ordinary training run, ``cv.jobs`` of them at a time."""
     jobs = whole("cv.jobs", cv.jobs) if cv.jobs is not None else os.cpu_count() or 1
     log.info("Training %d folds, %d at a time", len(fold_cfgs), min(jobs, len(fold_cfgs)))
     # joblib's processes, each fold an ordinary run; with one job, in this process
@@ -99,21 +140,53 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
         rows.append(
             {"repeat": repeat, "fold": fold, **{f"{NETWORK} {k}": metrics[f"test/{k}"] for k in SCORES}}
         )
-    if cv.baselines:
-        for repeat in range(repeats):
-            features, labels, splits = _fold_rows(fold_cfgs[repeat, 0])
-            for name, model in BASELINES.items():
-                scores = cross_validate(
-                    make_pipeline(StandardScaler(), model()), features, labels, cv=splits, scoring=SCORES
-                )
-                for fold in range(folds):
-                    row = rows[repeat * folds + fold]
-                    row |= {f"{name} {k}": float(scores[f"test_{k}"][fold]) for k in SCORES}
-    summary = summarize(rows, folds, repeats, cv.scope)
-    write_json(output_dir / "cv.json", {"summary": summary, "folds": rows})
-    write_text(output_dir / "cv.csv", csv_text(rows))
-    save_figures({"cv": chart(rows, summary)}, output_dir)
-    return summary
+    return rows
+
+
+def members_rows(
+    cfg: DictConfig, features: np.ndarray, labels: np.ndarray, splits: list, seeds: int, output_dir: Path
+) -> tuple[list[dict], list[dict]]:
+    """``cv.engine=members``: every (fold, seed) a member of one run (``members.py``). Per fold: the mean
+    of its seeds' scores, with more than one seed their spread and the scores of their ensemble (the
+    mean of their probabilities of the fold's rows); and a row per member."""
+    members = members_of(splits, [cfg.seed + offset for offset in range(seeds)])
+    model = fit_members(cfg, features, labels, members, output_dir)
+    member_rows = [
+        {"repeat": member.repeat, "fold": member.fold, "seed": member.seed, **scores}
+        for member, scores in zip(members, model.member_scores, strict=True)
+    ]
+    rows = []
+    for repeat, folds in enumerate(splits):
+        for fold, (_, held_out) in enumerate(folds):
+            mine = [k for k, member in enumerate(members) if (member.repeat, member.fold) == (repeat, fold)]
+            row = {"repeat": repeat, "fold": fold}
+            row |= {
+                f"{NETWORK} {k}": statistics.mean(model.member_scores[m][k] for m in mine) for k in SCORES
+            }
+            if seeds > 1:
+                row |= {
+                    f"{NETWORK} seed std {k}": statistics.stdev(model.member_scores[m][k] for m in mine)
+                    for k in SCORES
+                }
+                ensemble = np.mean([model.member_probabilities[m] for m in mine], axis=0)
+                row |= {
+                    f"{ENSEMBLE} {k}": value for k, value in binary_scores(ensemble, labels[held_out]).items()
+                }
+            log.info(
+                "repeat %d, fold %d: accuracy %.4f, AUROC %.4f",
+                repeat,
+                fold,
+                row[f"{NETWORK} acc"],
+                row[f"{NETWORK} auroc"],
+            )
+            rows.append(row)
+    return rows, member_rows
+
+
+def binary_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The network's scores (torchmetrics', threshold 0.5) of P(class 1) for rows with these labels."""
+    probabilities, targets = torch.as_tensor(probabilities), torch.as_tensor(labels).long()
+    return {name: float(score(probabilities, targets)) for name, score in MEMBER_SCORES.items()}
 
 
 def check_every_fold_holds_both_classes(labels: np.ndarray, folds: int) -> None:
@@ -147,7 +220,7 @@ def _train_fold(fold_cfg: DictConfig) -> dict[str, float]:
     return train(fold_cfg)
 
 
-def _fold_rows(fold_cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, list]:
+def fold_rows(fold_cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, list]:
     """The rows the folds split and the folds themselves, as the data module made them."""
     datamodule = instantiate(fold_cfg.data)
     datamodule.prepare_data()
@@ -158,7 +231,7 @@ def _fold_rows(fold_cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, list]:
 def summarize(rows: list[dict], folds: int, repeats: int, scope: str) -> dict:
     """Mean and sample std of every method's scores over the folds, and the paired difference of the
     network's accuracy and AUROC minus the reference's, with how many folds each wins."""
-    methods = [NETWORK, *(name for name in BASELINES if f"{name} acc" in rows[0])]
+    methods = [NETWORK, *(name for name in (ENSEMBLE, *BASELINES) if f"{name} acc" in rows[0])]
     summary = {"folds": folds, "repeats": repeats, "scope": scope, "methods": {}}
     for method in methods:
         summary["methods"][method] = {
@@ -166,10 +239,15 @@ def summarize(rows: list[dict], folds: int, repeats: int, scope: str) -> dict:
             for k in SCORES
             if all(np.isfinite(r[f"{method} {k}"]) for r in rows)
         }
-    if REFERENCE in methods:
+    if f"{NETWORK} seed std acc" in rows[0]:  # the spread over seeds inside a fold, averaged over folds
+        summary["seed std within folds"] = {
+            k: statistics.mean(r[f"{NETWORK} seed std {k}"] for r in rows) for k in SCORES
+        }
+    compared = [method for method in (NETWORK, ENSEMBLE) if method in methods] if REFERENCE in methods else []
+    for method in compared:
         for k in SCORES:
-            differences = [r[f"{NETWORK} {k}"] - r[f"{REFERENCE} {k}"] for r in rows]
-            summary[f"{NETWORK} - {REFERENCE} {k}"] = {
+            differences = [r[f"{method} {k}"] - r[f"{REFERENCE} {k}"] for r in rows]
+            summary[f"{method} - {REFERENCE} {k}"] = {
                 "mean": statistics.mean(differences),
                 "std": statistics.stdev(differences) if len(differences) > 1 else 0.0,
                 "network wins": sum(d > 0 for d in differences),
@@ -211,12 +289,15 @@ def console_line(summary: dict) -> str:
     line = f"{summary['folds']}-fold CV x {summary['repeats']} of {summary['scope']} rows: " + ", ".join(
         parts
     )
-    if (paired := summary.get(f"{NETWORK} - {REFERENCE} acc")) is not None:
-        line += (
-            f"\n{NETWORK} - {REFERENCE}, same folds: accuracy {100 * paired['mean']:+.1f} ± "
-            f"{100 * paired['std']:.1f} points; the network wins {paired['network wins']} of "
-            f"{paired['network wins'] + paired['ties'] + paired['reference wins']} folds"
-        )
+    if (spread := summary.get("seed std within folds")) is not None:
+        line += f"\nseeds within a fold: accuracy std {spread['acc']:.1%} (mean over folds)"
+    for method in (NETWORK, ENSEMBLE):
+        if (paired := summary.get(f"{method} - {REFERENCE} acc")) is not None:
+            line += (
+                f"\n{method} - {REFERENCE}, same folds: accuracy {100 * paired['mean']:+.1f} ± "
+                f"{100 * paired['std']:.1f} points; the {method} wins {paired['network wins']} of "
+                f"{paired['network wins'] + paired['ties'] + paired['reference wins']} folds"
+            )
     return line
 
 
@@ -226,7 +307,8 @@ def main(cfg: DictConfig) -> float:
     train_overrides = command_line_train_overrides("cv")  # they apply to every run it trains
     with one_line_errors():
         summary = cross_validation(cfg, train_overrides, Path(cfg.output_dir))
-    print(f"{console_line(summary)}\nwritten to {cfg.output_dir}: cv.json, cv.csv, cv.png, folds/")
+    written = "members.csv" if cfg.cv.engine == "members" else "folds/"
+    print(f"{console_line(summary)}\nwritten to {cfg.output_dir}: cv.json, cv.csv, cv.png, {written}")
     return summary["methods"][NETWORK]["acc"]["mean"]
 
 

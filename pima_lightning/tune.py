@@ -1,12 +1,15 @@
 """Hyperparameter search with Optuna: ``python -m pima_lightning.tune [tune.n_trials=30] [train overrides]``.
 
 Each trial composes the same Hydra config as ``train`` with the sampled learning rate, batch size,
-dropout, weight decay and optimizer, and is scored by cross-validation on the training rows: its mean
-validation accuracy over ``tune.folds`` stratified folds of them (pruned fold by fold on the running
-mean), or with ``tune.folds=0`` on one validation part of ``tune.val_size`` of them (pruned epoch by
-epoch). The held-out test rows are touched once, after the search: the best trial's settings are
-trained on all training rows and tested (with folds=0, the best trial's own model is). The study
-lives in ``study.db`` (SQLite) in the run dir: rerun with ``hydra.run.dir=<that dir>`` to resume it.
+dropout, weight decay, optimizer and epochs, and trains ``tune.folds`` x ``tune.seeds`` members in one
+run (``members.py``): a member per (fold, seed) of stratified folds of the training rows, each validated
+on its fold's held-out rows. Its score (``tune.objective``) is, by default, the mean over folds of each
+fold's worst seed's validation accuracy, so that a setting that collapses on an unlucky seed scores
+low; ``mean`` is the members' mean. Trials are pruned epoch by epoch on that score (Optuna's Lightning
+callback). With ``tune.folds=0`` a trial is one run validated on ``tune.val_size`` of the training rows.
+The held-out test rows are touched once, after the search: the best trial's settings are trained on all
+training rows and tested (with folds=0, the best trial's own model is). The study lives in ``study.db``
+(SQLite) in the run dir: rerun with ``hydra.run.dir=<that dir>`` to resume it.
 """
 
 import hashlib
@@ -25,13 +28,17 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.atomic import write_json
 from pima_lightning.checks import number, whole
-from pima_lightning.cv import fold_overrides
+from pima_lightning.cv import fold_overrides, fold_rows
 from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.evaluate import evaluate
+from pima_lightning.member_runs import check_members_config, fit_members
+from pima_lightning.members import members_of, worst_seed
 from pima_lightning.train import command_line_train_overrides, train
 
 log = logging.getLogger(__name__)
 
+# what a trial of tune.folds x tune.seeds members scores, and the metric pruning reads each epoch
+OBJECTIVES = {"worst_seed": "val/acc_worst_seed", "mean": "val/acc"}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # command-line overrides that do not change what a trial learns, so a resumed study may differ in them
 UNCOMPARED = (
@@ -64,8 +71,11 @@ def check_search_settings(tune: DictConfig) -> None:
         raise InputError(f"tune.folds={tune.folds}: expected 0 (one validation part) or a whole number >= 2")
     for name in ("fold_seed", "sampler_seed"):
         whole(f"tune.{name}", tune[name], 0, 2**32 - 1)
-    for name in ("startup_trials", "warmup_folds", "warmup_epochs"):
+    for name in ("startup_trials", "warmup_epochs"):
         whole(f"tune.{name}", tune[name], 0)
+    whole("tune.seeds", tune.seeds)
+    if tune.objective not in OBJECTIVES:
+        raise InputError(f"tune.objective={tune.objective}: expected one of {', '.join(OBJECTIVES)}")
     number("tune.val_size", tune.val_size, 0, 1, low_open=True, high_open=True, what="a fraction")
     space = tune.space
     for name, low_limit, high_limit in (("lr", 0, None), ("weight_decay", 0, None), ("dropout", 0, 1)):
@@ -116,7 +126,7 @@ def search_identity(cfg: DictConfig, train_overrides: list[str]) -> dict:
         for key, _, value in (override.partition("=") for override in sorted(train_overrides))
         if not key.lstrip("+~").startswith(UNCOMPARED)
     }
-    tune = {key: cfg.tune[key] for key in ("folds", "fold_seed", "val_size")}
+    tune = {key: cfg.tune[key] for key in ("folds", "fold_seed", "val_size", "seeds", "objective")}
     space = OmegaConf.to_container(cfg.tune.space, resolve=True)
     return {"data": digest.hexdigest(), **overrides, **{f"tune.{k}": v for k, v in tune.items()},
             **{f"tune.space.{k}": v for k, v in space.items()}}  # fmt: skip
@@ -134,7 +144,7 @@ def open_study(tune: DictConfig, db: Path, identity: dict) -> optuna.Study:
             direction="maximize",
             pruner=optuna.pruners.MedianPruner(
                 n_startup_trials=tune.startup_trials,
-                n_warmup_steps=tune.warmup_folds if tune.folds else tune.warmup_epochs,
+                n_warmup_steps=tune.warmup_epochs,
             ),
         )
     except Exception as err:  # SQLAlchemy and Optuna report an unreadable database many ways
@@ -167,6 +177,17 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
     check_search_settings(tune)
     study = open_study(tune, output_dir / "study.db", search_identity(cfg, train_overrides))
 
+    if tune.folds:  # the members every trial trains: folds of the training part only, never test rows
+        base = compose(
+            "config", overrides=[*train_overrides, *fold_overrides(tune.folds, 0, tune.fold_seed, "train")]
+        )
+        features, labels, splits = fold_rows(base)
+        seeds = [cfg.seed + offset for offset in range(tune.seeds)]
+        members = members_of([splits], seeds)
+        log.info(
+            "Each trial: %d folds x %d seeds of the %d training rows", tune.folds, tune.seeds, len(labels)
+        )
+
     def objective(trial: optuna.Trial) -> float:
         trial_dir = output_dir / "trials" / str(trial.number)
         sampled = trial_overrides(trial, tune.space)
@@ -179,25 +200,35 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
             # Optuna's own Lightning callback: it reads val/acc from trainer.callback_metrics every epoch
             pruning = PyTorchLightningPruningCallback(trial, monitor="val/acc")
             return train(trial_cfg, callbacks=[pruning])["val/acc"]
-        # k folds of the training part: each fold's held-out rows validate it; pruned fold by fold
-        scores = []
-        for fold in range(tune.folds):
-            fold_cfg = compose(
-                "config",
-                overrides=[
-                    *common,
-                    # folds of the training part only: the held-out test rows are in no fold
-                    *fold_overrides(tune.folds, fold, tune.fold_seed, "train"),
-                    f"output_dir={trial_dir / f'fold_{fold}'}",
-                ],
-            )
-            scores.append(train(fold_cfg)["val/acc"])
-            trial.report(statistics.mean(scores), step=fold)  # the running mean, fold by fold
-            if trial.should_prune():
-                raise optuna.TrialPruned(
-                    f"mean validation accuracy {statistics.mean(scores):.4f} after fold {fold}"
-                )
-        return statistics.mean(scores)
+        # folds x seeds members of one run, each validated on its fold's held-out rows (training rows
+        # of the split), pruned epoch by epoch on the objective over the members so far
+        trial_cfg = compose("config", overrides=[*common, f"output_dir={trial_dir}"])
+        check_members_config(trial_cfg, "tune")
+        pruning = PyTorchLightningPruningCallback(trial, monitor=OBJECTIVES[tune.objective])
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        model = fit_members(
+            trial_cfg, features, labels, members, trial_dir, validate=True, callbacks=[pruning]
+        )
+        accuracies = model.member_val_acc
+        value = (
+            worst_seed(accuracies, model.folds)
+            if tune.objective == "worst_seed"
+            else statistics.mean(accuracies)
+        )
+        spread = {
+            "val_acc_mean": statistics.mean(accuracies),
+            "val_acc_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+            "val_acc_min": min(accuracies),
+            "val_acc_worst_seed": worst_seed(accuracies, model.folds),
+        }
+        for name, figure in spread.items():
+            trial.set_user_attr(name, figure)
+        members_record = [
+            {"fold": member.fold, "seed": member.seed, "val_acc": accuracy}
+            for member, accuracy in zip(members, accuracies, strict=True)
+        ]
+        write_json(trial_dir / "members.json", {"objective": value, **spread, "members": members_record})
+        return value
 
     done = sum(trial.state in FINISHED for trial in study.trials)
     if done < tune.n_trials:
@@ -232,6 +263,7 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
         "best_trial": best.number,
         "best_params": best.params,
         "best_val_acc": best.value,
+        **{name: value for name, value in best.user_attrs.items() if name.startswith("val_acc_")},
         "test": {name: report[name] for name in ("acc", "auroc", "f1", "precision", "recall", "loss")},
         "trials": {
             state.name.lower(): sum(t.state == state for t in study.trials)
@@ -242,6 +274,25 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
     return result
 
 
+def score_name(tune: DictConfig) -> str:
+    """What a trial's score is, in words."""
+    if not tune.folds:
+        return "validation accuracy"
+    if tune.objective == "worst_seed":
+        return f"worst-seed accuracy ({tune.folds} folds, the lowest of {tune.seeds} seeds in each)"
+    return f"mean accuracy of {tune.folds} folds x {tune.seeds} seeds"
+
+
+def spread_text(result: dict) -> str:
+    """The best trial's members' accuracy, mean ± std and lowest, when members scored it."""
+    if "val_acc_mean" not in result:
+        return ""
+    return (
+        f"; its members {result['val_acc_mean']:.4f} ± {result['val_acc_std']:.4f}, "
+        f"lowest {result['val_acc_min']:.4f}"
+    )
+
+
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="tune", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the best trial's validation accuracy."""
@@ -250,8 +301,8 @@ def main(cfg: DictConfig) -> float:
         result = search(cfg, train_overrides, Path(cfg.output_dir))
     print(
         f"Best trial {result['best_trial']}: {result['best_params']}\n"
-        f"  {'cross-validated' if cfg.tune.folds else 'validation'} accuracy on training rows "
-        f"{result['best_val_acc']:.4f} (selected on it)\n"
+        f"  {score_name(cfg.tune)} on training rows {result['best_val_acc']:.4f} (selected on it)"
+        f"{spread_text(result)}\n"
         f"  test accuracy {result['test']['acc']:.4f}, AUROC {result['test']['auroc']:.4f} (evaluated once)\n"
         f"  trials: {result['trials']}\n"
         f"  written to {cfg.output_dir}: best.json, best_test/ (the test), trials/<n>/ (each trial)"

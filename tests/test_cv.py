@@ -43,7 +43,7 @@ def test_folds_are_stratified_disjoint_cover_the_rows_and_scale_on_their_trainin
 
 def test_cv_command_scores_network_and_baselines_on_the_same_folds(cli, tmp_path, pima_csv):
     run_dir = tmp_path / "cv"
-    result = cli("cv", "cv.folds=3", "trainer.max_epochs=2", run_dir=run_dir)
+    result = cli("cv", "cv.folds=3", "cv.engine=runs", "trainer.max_epochs=2", run_dir=run_dir)
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr  # the majority baseline's precision is 0, not a warning a fold
     report = json.loads((run_dir / "cv.json").read_text())

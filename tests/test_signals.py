@@ -107,6 +107,7 @@ def test_sigterm_to_cross_validation_ends_its_worker_processes(tmp_path, pima_cs
         sys.executable,
         "-m",
         "pima_lightning.cv",
+        "cv.engine=runs",
         "cv.jobs=2",
         "cv.folds=2",
         f"hydra.run.dir={run_dir}",

@@ -9,6 +9,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError
+from pima_lightning.members import MembersDataModule
 from pima_lightning.train import train
 from pima_lightning.tune import search
 
@@ -29,11 +30,15 @@ def test_tiny_search_selects_by_cross_validation_reports_test_once_and_resumes(c
     )
     assert first.returncode == 0, first.stderr
     assert finished_trials(run_dir / "study.db") == 2
-    # trials never see the test rows: their metrics are validation metrics on a fold of the training rows
+    # a trial is 2 folds x 3 seeds members of one run, each validated on its fold of the training rows
     for trial in ("0", "1"):
-        for fold in ("0", "1"):
-            metrics = json.loads((run_dir / "trials" / trial / f"fold_{fold}" / "metrics.json").read_text())
-            assert "val/acc" in metrics and not any(key.startswith("test/") for key in metrics)
+        record = json.loads((run_dir / "trials" / trial / "members.json").read_text())
+        assert sorted((m["fold"], m["seed"]) for m in record["members"]) == [
+            (fold, seed) for fold in (0, 1) for seed in (7, 8, 9)
+        ]
+        accuracies = {(m["fold"], m["seed"]): m["val_acc"] for m in record["members"]}
+        worst = [min(accuracies[fold, seed] for seed in (7, 8, 9)) for fold in (0, 1)]
+        assert record["objective"] == pytest.approx(sum(worst) / 2)  # the folds' worst seeds
     # a rerun in the same dir continues the stored study up to the new total
     second = cli(
         "tune", "tune.n_trials=3", "tune.folds=2", "tune.space.max_epochs=[3]", *QUICK, run_dir=run_dir
@@ -43,16 +48,12 @@ def test_tiny_search_selects_by_cross_validation_reports_test_once_and_resumes(c
     assert "Running 1 trials (2 of 3 already finished)" in second.stdout + second.stderr
     assert f"written to {run_dir}: best.json" in second.stdout
     best = json.loads((run_dir / "best.json").read_text())
-    cv_scores = [
-        sum(
-            json.loads((run_dir / "trials" / t / f"fold_{f}" / "metrics.json").read_text())["val/acc"]
-            for f in "01"
-        )
-        / 2
+    scores = [
+        json.loads((run_dir / "trials" / t / "members.json").read_text())["objective"]
         for t in "012"
-        if (run_dir / "trials" / t / "fold_1" / "metrics.json").exists()  # pruned trials stop early
+        if (run_dir / "trials" / t / "members.json").exists()  # pruned trials stop early
     ]
-    assert best["best_val_acc"] == pytest.approx(max(cv_scores))
+    assert best["best_val_acc"] == pytest.approx(max(scores))
     tested = json.loads((run_dir / "best_test" / "metrics.json").read_text())  # retrained, tested once
     assert best["test"]["acc"] == tested["test/acc"]
     sampled = {"optimizer", "lr", "weight_decay", "batch_size", "dropout", "max_epochs"}
@@ -142,11 +143,21 @@ def test_the_search_reads_no_held_out_row_before_the_best_trial_is_chosen(
         touched[id(self)] = bool(rows & held_out)
 
     monkeypatch.setattr(PimaDataModule, "setup", recording_setup)
+    members_init = MembersDataModule.__init__
+    members_rows = []  # every row the members of a trial train or validate on
+
+    def recording_members(self, features, labels, members, *args, **kwargs):
+        members_rows.append({tuple(row) for row in np.asarray(features, dtype=np.float32).tolist()})
+        members_init(self, features, labels, members, *args, **kwargs)
+
+    monkeypatch.setattr(MembersDataModule, "__init__", recording_members)
     with initialize_config_module("pima_lightning.conf", version_base="1.3"):
         overrides = ["tune.n_trials=2", "tune.folds=2", "tune.space.max_epochs=[1]", f"output_dir={tmp_path}"]
         cfg = compose("tune", overrides=overrides)
         search(cfg, ["trainer.max_epochs=1"], tmp_path)
-    assert list(touched.values()) == [False] * (2 * 2) + [True]  # 2 trials x 2 folds, then the one test
+    assert list(touched.values()) == [False, True]  # the rows the folds split, then the one test
+    assert len(members_rows) == 2 and not any(rows & held_out for rows in members_rows)  # 2 trials
+    assert all(len(rows) == 514 for rows in members_rows)  # the training part's rows (all distinct)
 
 
 def test_pruning_callback_reads_the_logged_validation_accuracy_and_stops_a_hopeless_trial(make_config):

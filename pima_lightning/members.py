@@ -27,24 +27,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset
-from torchmetrics.functional.classification import (
-    binary_accuracy,
-    binary_auroc,
-    binary_f1_score,
-    binary_precision,
-    binary_recall,
-)
 
 from pima_lightning.ensemble import StackedMLP
-from pima_lightning.model import MLP, NOTEBOOK_SGD, PROGRESS_BAR, settings, torch_class
-
-SCORES = {
-    "acc": binary_accuracy,
-    "auroc": binary_auroc,
-    "f1": binary_f1_score,
-    "precision": binary_precision,
-    "recall": binary_recall,
-}
+from pima_lightning.model import MLP, NOTEBOOK_SGD, PROGRESS_BAR, SCORES, settings, torch_class
 
 
 @dataclass(frozen=True)

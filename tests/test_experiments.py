@@ -22,7 +22,7 @@ def test_each_preset_composes_and_trains(make_config, fast, preset, tmp_path):
         ("fit_all_adam", "torch.optim.Adam", 0.1, "none", False),
         ("validation_split", "torch.optim.SGD", 0.01, "last", False),
         ("validation_data", "torch.optim.SGD", 0.01, "random", False),
-        ("recommended", "torch.optim.Adam", 0.00058, "random", True),
+        ("recommended", "torch.optim.Adam", 0.0036, "random", True),
     ],
 )
 def test_presets_set_the_notebooks_settings(make_config, preset, optimizer, lr, split, standardize):

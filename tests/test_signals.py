@@ -131,3 +131,31 @@ def test_sigterm_to_cross_validation_ends_its_worker_processes(tmp_path, pima_cs
         time.sleep(0.2)
     assert not alive, [Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in alive]
     assert not (run_dir / "cv.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")]
+)
+def test_a_signal_to_cross_validation_of_members_is_an_honest_exit(tmp_path, pima_csv, signum, code, name):
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "pima_lightning.cv",
+        "cv.folds=3",
+        "cv.baselines=false",
+        f"hydra.run.dir={run_dir}",
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    log = run_dir / "cv.log"
+    while not (log.exists() and "Training 3 members" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until the members train
+    assert process.poll() is None
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code
+    assert stderr.strip().splitlines()[-1].startswith(f"error: interrupted by {name}")
+    assert not (run_dir / "cv.json").exists() and not (run_dir / "members.csv").exists()

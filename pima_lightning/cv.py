@@ -36,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pima_lightning.atomic import write_json, write_text
 from pima_lightning.checks import whole
-from pima_lightning.data import FOLD_SCOPES
+from pima_lightning.data import FOLD_SCOPES, cross_validation_folds
 from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.member_runs import check_members_config, fit_members
 from pima_lightning.members import SCORES as MEMBER_SCORES
@@ -75,8 +75,10 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
     folds, repeats = whole("cv.folds", cv.folds, low=2), whole("cv.repeats", cv.repeats)
     if cv.scope not in FOLD_SCOPES:
         raise InputError(f"cv.scope={cv.scope}: expected one of {', '.join(FOLD_SCOPES)}")
-    fold_cfgs = {
-        (repeat, fold): compose(
+
+    def fold_cfg(repeat: int, fold: int) -> DictConfig:
+        """The train config of one fold's ordinary run (``cv.engine=runs``)."""
+        return compose(
             "config",
             overrides=[
                 "trainer.enable_progress_bar=false",  # a line per fold says enough
@@ -85,32 +87,39 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
                 f"output_dir={output_dir / 'folds' / f'{repeat}_{fold}'}",
             ],
         )
-        for repeat in range(repeats)
-        for fold in range(folds)
-    }
+
+    first = fold_cfg(0, 0)
     with warnings.catch_warnings():  # scikit-learn's notice of a class rarer than the folds: said below
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        features, labels, _ = fold_rows(fold_cfgs[0, 0])
-    check_every_fold_holds_both_classes(labels, folds)
+        features, labels, _ = fold_rows(first)
+        check_every_fold_holds_both_classes(labels, folds)
+        # each repeat's folds, as the data module of each of its runs makes them (fold seed = repeat)
+        source = instantiate(first.data).csv_path
+        splits = [cross_validation_folds(labels, folds, repeat, source) for repeat in range(repeats)]
     if cv.engine not in ENGINES:
         raise InputError(f"cv.engine={cv.engine}: expected one of {', '.join(ENGINES)}")
     output_dir.mkdir(parents=True, exist_ok=True)
     if cv.engine == "members":
         seeds = whole("cv.seeds", cv.seeds)
         check_members_config(cfg, "cv")
-        splits = [fold_rows(fold_cfgs[repeat, 0])[2] for repeat in range(repeats)]
         rows, members = members_rows(cfg, features, labels, splits, seeds, output_dir)
         write_text(output_dir / "members.csv", csv_text(members))
     else:
         if cv.seeds != 1:
             raise InputError(f"cv.seeds={cv.seeds}: seeds are members of one run; use cv.engine=members")
+        fold_cfgs = {
+            (repeat, fold): fold_cfg(repeat, fold) for repeat in range(repeats) for fold in range(folds)
+        }
         rows = runs_rows(cv, fold_cfgs)
     if cv.baselines:
         for repeat in range(repeats):
-            features, labels, splits = fold_rows(fold_cfgs[repeat, 0])
             for name, model in BASELINES.items():
                 scores = cross_validate(
-                    make_pipeline(StandardScaler(), model()), features, labels, cv=splits, scoring=SCORES
+                    make_pipeline(StandardScaler(), model()),
+                    features,
+                    labels,
+                    cv=splits[repeat],
+                    scoring=SCORES,
                 )
                 for fold in range(folds):
                     row = rows[repeat * folds + fold]

@@ -125,6 +125,7 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
                     row = rows[repeat * folds + fold]
                     row |= {f"{name} {k}": float(scores[f"test_{k}"][fold]) for k in SCORES}
     summary = summarize(rows, folds, repeats, cv.scope)
+    summary["seeds"] = cv.seeds  # a fold's "network" score is its seeds' mean
     write_json(output_dir / "cv.json", {"summary": summary, "folds": rows})
     write_text(output_dir / "cv.csv", csv_text(rows))  # a row per fold
     save_figures({"cv": chart(rows, summary)}, output_dir)
@@ -281,9 +282,12 @@ def chart(rows: list[dict], summary: dict) -> Figure:
         axes.hlines(statistics.mean(scores), position - 0.3, position + 0.3, colors="black")
     axes.set_xticks(range(len(methods)), [m.replace(" ", "\n") for m in methods], fontsize=8)
     axes.set_ylabel("accuracy on the fold's held-out rows")
+    seeds = summary.get("seeds", 1)
+    each = f", {seeds} seeds a fold" if seeds > 1 else ""
+    mean_of_seeds = " (network: its seeds' mean)" if seeds > 1 else ""
     figure.suptitle(
-        f"{summary['folds']}-fold CV x {summary['repeats']} ({summary['scope']} rows): accuracy per fold\n"
-        "dots: folds; bar: mean"
+        f"{summary['folds']}-fold CV x {summary['repeats']}{each} ({summary['scope']} rows): accuracy per "
+        f"fold\ndots: folds{mean_of_seeds}; bar: mean"
     )
     return figure
 

@@ -59,10 +59,13 @@ def fit_members(
     output_dir: Path,
     validate: bool = False,
     callbacks: Sequence[L.Callback] = (),
+    divergence_is_error: bool = True,
 ) -> MembersClassifier:
     """Train ``members`` in one run with the train config's model, optimizer, batch size, scaling and
     trainer, validating on their held-out rows every epoch if ``validate``, then test them on those
-    rows once (``member_scores``, ``member_probabilities``)."""
+    rows once (``member_scores``, ``member_probabilities``). A member whose loss ends non-finite is an
+    error, or with ``divergence_is_error=False`` a warning (the tuner's: such a member predicts class 0
+    for every row and scores as such, so the setting that made it scores low and the search goes on)."""
     seed_and_threads(cfg)
     check_model_size(cfg.model, features.shape[1])
     datamodule = MembersDataModule(features, labels, members, cfg.data.batch_size, cfg.data.standardize)
@@ -101,10 +104,16 @@ def fit_members(
     )  # fmt: skip
     trainer.fit(model, datamodule=datamodule)
     trainer.test(model, datamodule=datamodule, verbose=False)
-    for member, scores in zip(members, model.member_scores, strict=True):
-        if not math.isfinite(scores["loss"]):
-            raise InputError(
-                f"training diverged: the member of fold {member.fold} (repeat {member.repeat}), seed "
-                f"{member.seed}, ended with loss {scores['loss']}; lower optimizer.lr"
-            )
+    diverged = [
+        f"fold {member.fold} (repeat {member.repeat}), seed {member.seed}"
+        for member, scores in zip(members, model.member_scores, strict=True)
+        if not math.isfinite(scores["loss"])
+    ]
+    if diverged and divergence_is_error:
+        raise InputError(
+            f"training diverged: the loss of the member of {diverged[0]} is no longer a number; lower "
+            "optimizer.lr"
+        )
+    if diverged:
+        log.warning("Training diverged for %d of %d members (%s)", len(diverged), len(members), diverged[0])
     return model

@@ -207,8 +207,9 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
         pruning = PyTorchLightningPruningCallback(trial, monitor=OBJECTIVES[tune.objective])
         trial_dir.mkdir(parents=True, exist_ok=True)
         model = fit_members(
-            trial_cfg, features, labels, members, trial_dir, validate=True, callbacks=[pruning]
-        )
+            trial_cfg, features, labels, members, trial_dir, validate=True, callbacks=[pruning],
+            divergence_is_error=False,  # a setting that diverges scores low; the search goes on
+        )  # fmt: skip
         accuracies = model.member_val_acc
         value = (
             worst_seed(accuracies, model.folds)

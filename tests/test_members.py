@@ -153,3 +153,11 @@ def test_cv_with_seeds_reports_the_spread_inside_folds_and_each_folds_seed_ensem
 def test_settings_members_cannot_honour_are_refused_in_one_line(tmp_path, override, said):
     with pytest.raises(InputError, match="^" + said.replace("(", r"\(").replace(")", r"\)")):
         run_cv(tmp_path, "cv.folds=2", "trainer.max_epochs=1", override)
+
+
+def test_a_diverging_member_stops_cross_validation_with_one_line(tmp_path):
+    with pytest.raises(
+        InputError, match=r"^training diverged: the loss of the member of fold 0 \(repeat 0\)"
+    ):
+        run_cv(tmp_path, "cv.folds=2", "trainer.max_epochs=2", "optimizer.lr=1000", "cv.baselines=false")
+    assert not (tmp_path / "cv.json").exists()

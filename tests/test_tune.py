@@ -168,3 +168,20 @@ def test_pruning_callback_reads_the_logged_validation_accuracy_and_stops_a_hopel
         train(make_config(*QUICK, "data.val_size=0.2", "test=false"), callbacks=[pruning])
     (reported,) = study.trials[0].intermediate_values.items()
     assert reported[0] == 0 and 0.5 < reported[1] < 1  # epoch 0's validation accuracy, as logged
+
+
+def test_a_diverging_member_scores_its_trial_low_and_the_search_goes_on(tmp_path):
+    """lr 1000 diverges in the first epoch: the trial completes, its members scored as predicting class 0
+    (the majority share of their folds), and only the best settings' retraining says it diverged."""
+    overrides = [
+        *("tune.n_trials=1", "tune.folds=2", "tune.seeds=1", "tune.space.optimizer=[sgd]"),
+        *("tune.space.lr=[1000,10000]", "tune.space.max_epochs=[3]", f"output_dir={tmp_path}"),
+    ]
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        cfg = compose("tune", overrides=overrides)
+        with pytest.raises(InputError, match=r"^training diverged: the training loss became nan"):
+            search(cfg, QUICK, tmp_path)
+    assert finished_trials(tmp_path / "study.db") == 1
+    record = json.loads((tmp_path / "trials" / "0" / "members.json").read_text())
+    majority = 1 - 176 / 514  # class 0's share of the training part, about that of each fold
+    assert all(member["val_acc"] == pytest.approx(majority, abs=0.01) for member in record["members"])

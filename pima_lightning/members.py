@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset
 
 from pima_lightning.ensemble import StackedMLP
-from pima_lightning.model import MLP, NOTEBOOK_SGD, PROGRESS_BAR, SCORES, settings, torch_class
+from pima_lightning.model import MLP, NOTEBOOK_SGD, PROGRESS_BAR, SCORES, optimizers
 
 
 @dataclass(frozen=True)
@@ -257,16 +257,7 @@ class MembersClassifier(L.LightningModule):
             self.log(f"test/{name}", float(np.mean([scores[name] for scores in self.member_scores])))
 
     def configure_optimizers(self):
-        config = self.hparams.optimizer
-        optimizer = torch_class(config, torch.optim, torch.optim.Optimizer)(
-            self.parameters(), **settings(config)
-        )
-        if not self.hparams.scheduler:
-            return optimizer
-        config = self.hparams.scheduler
-        base = torch.optim.lr_scheduler.LRScheduler
-        scheduler = torch_class(config, torch.optim.lr_scheduler, base)(optimizer, **settings(config))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return optimizers(self.parameters(), self.hparams.optimizer, self.hparams.scheduler)
 
 
 def worst_seed(accuracies: Sequence[float], folds: Sequence[int]) -> float:

@@ -300,15 +300,19 @@ class PimaClassifier(L.LightningModule):
         return self(features).sigmoid()
 
     def configure_optimizers(self):
-        config = self.hparams.optimizer
-        optimizer_class = torch_class(config, torch.optim, torch.optim.Optimizer)
-        optimizer = optimizer_class(self.parameters(), **settings(config))
-        if not self.hparams.scheduler:
-            return optimizer
-        config = self.hparams.scheduler
-        base = torch.optim.lr_scheduler.LRScheduler
-        scheduler = torch_class(config, torch.optim.lr_scheduler, base)(optimizer, **settings(config))
-        lr_scheduler = {"scheduler": scheduler, "interval": "epoch"}
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            lr_scheduler["monitor"] = PLATEAU_MONITOR
-        return {"optimizer": optimizer, "lr_scheduler": lr_scheduler}
+        return optimizers(self.parameters(), self.hparams.optimizer, self.hparams.scheduler)
+
+
+def optimizers(parameters, optimizer: dict, scheduler: dict | None):
+    """What ``configure_optimizers`` returns for Hydra-style ``optimizer`` and ``scheduler`` configs: the
+    optimizer alone, or it and its scheduler, stepped once an epoch (``ReduceLROnPlateau`` on
+    ``PLATEAU_MONITOR``)."""
+    built = torch_class(optimizer, torch.optim, torch.optim.Optimizer)(parameters, **settings(optimizer))
+    if not scheduler:
+        return built
+    base = torch.optim.lr_scheduler.LRScheduler
+    schedule = torch_class(scheduler, torch.optim.lr_scheduler, base)(built, **settings(scheduler))
+    lr_scheduler = {"scheduler": schedule, "interval": "epoch"}
+    if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        lr_scheduler["monitor"] = PLATEAU_MONITOR
+    return {"optimizer": built, "lr_scheduler": lr_scheduler}

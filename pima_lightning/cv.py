@@ -20,7 +20,6 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-import torch
 from hydra import compose
 from hydra.utils import instantiate
 from joblib import Parallel, delayed
@@ -39,8 +38,7 @@ from pima_lightning.checks import whole
 from pima_lightning.data import FOLD_SCOPES, cross_validation_folds
 from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.member_runs import check_members_config, fit_members
-from pima_lightning.members import SCORES as MEMBER_SCORES
-from pima_lightning.members import members_of
+from pima_lightning.members import binary_scores, members_of
 from pima_lightning.plots import save_figures
 from pima_lightning.sweep import csv_text
 from pima_lightning.train import command_line_train_overrides, train
@@ -191,12 +189,6 @@ def members_rows(
             )
             rows.append(row)
     return rows, member_rows
-
-
-def binary_scores(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """The network's scores (torchmetrics', threshold 0.5) of P(class 1) for rows with these labels."""
-    probabilities, targets = torch.as_tensor(probabilities), torch.as_tensor(labels).long()
-    return {name: float(score(probabilities, targets)) for name, score in MEMBER_SCORES.items()}
 
 
 def check_every_fold_holds_both_classes(labels: np.ndarray, folds: int) -> None:

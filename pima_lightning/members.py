@@ -221,10 +221,9 @@ class MembersClassifier(L.LightningModule):
         self.member_scores, self.member_probabilities = [], []
         for member in range(len(logits)):
             mask = real[member]
-            probabilities, targets = logits[member][mask].sigmoid(), labels[member][mask].long()
+            probabilities = logits[member][mask].sigmoid()
             scores = {"loss": float(losses[member] / rows[member])}
-            scores |= {name: float(score(probabilities, targets)) for name, score in SCORES.items()}
-            self.member_scores.append(scores)
+            self.member_scores.append(scores | binary_scores(probabilities, labels[member][mask]))
             self.member_probabilities.append(probabilities.cpu().numpy())
 
     def _epoch(self, stage: str) -> dict[str, torch.Tensor] | None:
@@ -258,6 +257,12 @@ class MembersClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         return optimizers(self.parameters(), self.hparams.optimizer, self.hparams.scheduler)
+
+
+def binary_scores(probabilities: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """``SCORES`` (torchmetrics', threshold 0.5) of P(class 1) for rows with these 0/1 labels."""
+    targets = torch.as_tensor(labels).long()
+    return {name: float(score(torch.as_tensor(probabilities), targets)) for name, score in SCORES.items()}
 
 
 def worst_seed(accuracies: Sequence[float], folds: Sequence[int]) -> float:

@@ -211,17 +211,13 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
             divergence_is_error=False,  # a setting that diverges scores low; the search goes on
         )  # fmt: skip
         accuracies = model.member_val_acc
-        value = (
-            worst_seed(accuracies, model.folds)
-            if tune.objective == "worst_seed"
-            else statistics.mean(accuracies)
-        )
         spread = {
             "val_acc_mean": statistics.mean(accuracies),
             "val_acc_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
             "val_acc_min": min(accuracies),
             "val_acc_worst_seed": worst_seed(accuracies, model.folds),
         }
+        value = spread["val_acc_worst_seed" if tune.objective == "worst_seed" else "val_acc_mean"]
         for name, figure in spread.items():
             trial.set_user_attr(name, figure)
         members_record = [

@@ -101,20 +101,15 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def start_cv(cwd: Path, run_dir: Path, *overrides: str) -> subprocess.Popen:
+    """``python -m pima_lightning.cv <overrides>`` started in ``cwd``, writing to ``run_dir``."""
+    command = [sys.executable, "-m", "pima_lightning.cv", *overrides, f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def test_sigterm_to_cross_validation_ends_its_worker_processes(tmp_path, pima_csv):
     run_dir = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "pima_lightning.cv",
-        "cv.engine=runs",
-        "cv.jobs=2",
-        "cv.folds=2",
-        f"hydra.run.dir={run_dir}",
-    ]
-    process = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = start_cv(tmp_path, run_dir, "cv.engine=runs", "cv.jobs=2", "cv.folds=2")
     deadline = time.monotonic() + 120
     while not list(run_dir.glob("folds/*/tensorboard")) and time.monotonic() < deadline:
         time.sleep(0.5)  # until the workers train
@@ -138,17 +133,7 @@ def test_sigterm_to_cross_validation_ends_its_worker_processes(tmp_path, pima_cs
 )
 def test_a_signal_to_cross_validation_of_members_is_an_honest_exit(tmp_path, pima_csv, signum, code, name):
     run_dir = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "pima_lightning.cv",
-        "cv.folds=3",
-        "cv.baselines=false",
-        f"hydra.run.dir={run_dir}",
-    ]
-    process = subprocess.Popen(
-        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = start_cv(tmp_path, run_dir, "cv.folds=3", "cv.baselines=false")
     deadline = time.monotonic() + 120
     log = run_dir / "cv.log"
     while not (log.exists() and "Training 3 members" in log.read_text()) and time.monotonic() < deadline:

@@ -55,9 +55,9 @@ def run_name() -> str | None:
     return HydraConfig.get().job.override_dirname or Path(HydraConfig.get().runtime.output_dir).name
 
 
-def write_hparams_session(log_dir: str, params: dict, metric_names: list[str]) -> None:
-    """Write TensorBoard's HParams session for the run in ``log_dir``: ``params`` beside the series
-    ``metric_names``, which the run logged already (``hparams`` takes their names, not values).
+def write_hparams_session(log_dir: str, params: dict) -> None:
+    """Write TensorBoard's HParams session for the run in ``log_dir``: ``params``, shown beside the last
+    value of every series the run logged (TensorBoard finds the series itself).
 
     Lightning's ``TensorBoardLogger.log_hyperparams(params, metrics)`` would write every metric a second
     time at step 0; this writes the session's start and end, in an event file of the same run directory.
@@ -74,7 +74,7 @@ def write_hparams_session(log_dir: str, params: dict, metric_names: list[str]) -
         name: str(value) if isinstance(value, int) and not isinstance(value, bool) else value
         for name, value in params.items()
     }
-    _, session_start, session_end = hparams(params, dict.fromkeys(metric_names))
+    _, session_start, session_end = hparams(params, {})  # metric names go in the experiment summary only
     with SummaryWriter(log_dir) as writer:
         for summary in (session_start, session_end):
             writer.file_writer.add_summary(summary)

@@ -130,7 +130,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
                     epochs = getattr(logger, "epochs_on_x_axis", False)
                     step = trainer.current_epoch if epochs else trainer.global_step
                     logger.experiment.add_figure(f"test/{name}", figure, global_step=step)
-                write_hparams_session(logger.log_dir, hyperparameters, sorted(test_metrics))
+                write_hparams_session(logger.log_dir, hyperparameters)
             if isinstance(logger, MLFlowLogger) and trainer.is_global_zero:
                 for name, figure in figures.items():
                     logger.experiment.log_figure(logger.run_id, figure, f"test/{name}.png")

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from pima_lightning.checks import check_network_size, network_parameters, number, whole
+from pima_lightning.checks import check_network_size, number, whole
 from pima_lightning.config_checks import check_buildable_config
 from pima_lightning.data import FOLD_SCOPES, SPLITS
 from pima_lightning.ensemble import classifier
 from pima_lightning.errors import CONTROL, InputError, printable
-from pima_lightning.model import PimaClassifier
+from pima_lightning.model import PimaClassifier, parameter_count
 
 log = logging.getLogger(__name__)
 MAX_DEPTH = 20  # levels of nesting a checkpoint may have (a real one has 7)
@@ -127,7 +127,7 @@ def network(checkpoint: dict) -> PimaClassifier:
     if not all(isinstance(value, torch.Tensor) and value.is_floating_point() for value in state.values()):
         raise InputError("state_dict: expected floating-point tensors only")
     # sizes must describe the weights the file holds, before a network of those sizes is allocated
-    implied = 2 * n_features + network_parameters(n_features, widths, replicas)
+    implied = 2 * n_features + parameter_count(n_features, widths, replicas)
     held = sum(value.numel() for value in state.values())
     if implied != held:
         raise InputError(f"hyper_parameters describe {implied} numbers, the state_dict holds {held}")

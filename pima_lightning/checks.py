@@ -8,9 +8,9 @@ check returns the value as the type it was checked for, or raises ``InputError``
 """
 
 import math
-from itertools import pairwise
 
 from pima_lightning.errors import InputError
+from pima_lightning.model import MAX_PARAMETERS, parameter_count
 
 
 def whole(name: str, value, low: int = 1, high: int | None = None, unit: str = "") -> int:
@@ -67,13 +67,6 @@ def flag(name: str, value) -> bool:
 
 # the network sizes every command accepts: what train builds, evaluate, predict, export and summary load
 NETWORK_LIMITS = {"features": 100_000, "layers": 100, "width": 100_000, "replicas": 100_000}
-MAX_PARAMETERS = 100_000_000  # all replicas' weights and biases together: 400 MB of float32
-
-
-def network_parameters(n_features: int, hidden: list[int], replicas: int = 1) -> int:
-    """How many weights and biases a network of these sizes has, all replicas together."""
-    sizes = [n_features, *hidden, 1]
-    return replicas * sum(inputs * units + units for inputs, units in pairwise(sizes))
 
 
 def check_layers(hidden: list[int], replicas: int = 1, prefix: str = "") -> None:
@@ -91,7 +84,7 @@ def check_network_size(n_features: int, hidden: list[int], replicas: int = 1, pr
     """Raise InputError unless the network fits ``NETWORK_LIMITS`` and ``MAX_PARAMETERS``."""
     whole(f"{prefix}n_features", n_features, 1, NETWORK_LIMITS["features"])
     check_layers(hidden, replicas, prefix)
-    if (count := network_parameters(n_features, hidden, replicas)) > MAX_PARAMETERS:
+    if (count := parameter_count(n_features, hidden, replicas)) > MAX_PARAMETERS:
         raise InputError(
             f"{prefix}hidden={list(hidden)!r:.80} with {n_features} features and {replicas} replica(s) has "
             f"{count:,} parameters; at most {MAX_PARAMETERS:,} are accepted (choose smaller layers)"

@@ -70,6 +70,8 @@ class PimaDataModule(L.LightningDataModule):
         super().__init__()
         if split not in SPLITS:
             raise ValueError(f"split={split!r}: expected one of {', '.join(SPLITS)}")
+        # plain data in checkpoints: an omegaconf list there is refused by torch's weights-only loader
+        class_names = [str(name) for name in class_names] if class_names is not None else None
         self.save_hyperparameters(logger=False)
         data_dir = data_dir or os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR
         self.csv_path = Path(path or Path(data_dir) / DATASET_FILENAME).expanduser()

@@ -24,7 +24,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 
 from pima_lightning.data import PimaDataModule
 from pima_lightning.metrics import StageMetrics
-from pima_lightning.model import PROGRESS_BAR, PimaClassifier, Standardize
+from pima_lightning.model import PROGRESS_BAR, PimaClassifier, Standardize, check_size
 
 
 class StackedLinear(nn.Module):
@@ -55,6 +55,7 @@ class StackedMLP(nn.Sequential):
     drawn in the ``(inputs, units)`` layout, replica after replica); dropout draws a mask per copy."""
 
     def __init__(self, replicas: int, n_features: int, hidden, dropout: float) -> None:
+        check_size(n_features, list(hidden), replicas)
         layers: list[nn.Module] = []
         width = n_features
         for units in hidden:

@@ -11,6 +11,7 @@ This file imports torch, Lightning and torchmetrics only: copy it into a project
 """
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import lightning as L
 import torch
@@ -26,6 +27,9 @@ from torchmetrics.functional.classification import (
 )
 from torchmetrics.utilities import dim_zero_cat
 
+# the largest network built, all copies together: 400 MB of float32. A checkpoint's sizes are data from a
+# file: load_from_checkpoint must refuse hidden=[60000, 60000] before allocating 14 GB, not after
+MAX_PARAMETERS = 100_000_000
 # the notebook's first compile, SGD(learning_rate=0.01, momentum=0.9, nesterov=True), as plain data
 NOTEBOOK_SGD = {"_target_": "torch.optim.SGD", "lr": 0.01, "momentum": 0.9, "nesterov": True}
 PLATEAU_MONITOR = "val/loss"  # what ReduceLROnPlateau (scheduler=plateau) watches
@@ -57,6 +61,25 @@ class Standardize(nn.Module):
         return not self.mean.any() and bool((self.scale == 1).all())
 
 
+def parameter_count(n_features: int, hidden: Sequence[int], copies: int = 1) -> int:
+    """How many weights and biases ``copies`` networks of these sizes have together."""
+    sizes = [n_features, *hidden, 1]
+    return copies * sum(inputs * units + units for inputs, units in pairwise(sizes))
+
+
+def check_size(n_features: int, hidden: Sequence[int], copies: int = 1) -> None:
+    """Raise ValueError, before anything is allocated, for sizes that are not positive whole numbers or
+    that add up to more than ``MAX_PARAMETERS``."""
+    sizes = [n_features, *hidden, copies]
+    if not all(isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in sizes):
+        raise ValueError(f"n_features={n_features!r:.40}, hidden={hidden!r:.80}: expected whole numbers >= 1")
+    if (count := parameter_count(n_features, hidden, copies)) > MAX_PARAMETERS:
+        raise ValueError(
+            f"hidden={list(hidden)!r:.80} with {n_features} features ({copies} network(s)) has "
+            f"{count:,} parameters; at most {MAX_PARAMETERS:,} are built"
+        )
+
+
 class MLP(nn.Sequential):
     """[Linear -> ReLU -> Dropout] per hidden width, then Linear to one logit: Keras's
     ``Dense(12, relu) -> Dropout -> Dense(6, relu) -> Dropout -> Dense(1)`` without the final sigmoid.
@@ -67,6 +90,7 @@ class MLP(nn.Sequential):
     """
 
     def __init__(self, n_features: int = 8, hidden: Sequence[int] = (12, 6), dropout: float = 0.2) -> None:
+        check_size(n_features, hidden)
         layers: list[nn.Module] = []
         width = n_features
         for units in hidden:

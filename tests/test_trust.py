@@ -1,0 +1,77 @@
+"""Issue 25's trust holes, one test a row: what a file, a flag or a signal could do on the code before it.
+
+Each test fails on that code: a crafted file, a sentinel that must survive, a real FIFO, a real run folder.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from pima_lightning.model import PimaClassifier
+
+from conftest import FAST
+
+
+@pytest.fixture(scope="module")
+def named_classes_run(tmp_path_factory):
+    """A short run with ``data.class_names`` set: its folder, after ``train`` wrote it."""
+    folder = tmp_path_factory.mktemp("named")
+    run_dir = folder / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "pima_lightning.train", *FAST, "data.class_names=[healthy,diabetic]",
+         f"hydra.run.dir={run_dir}"],
+        cwd=folder, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def test_a_class_names_run_checkpoint_holds_plain_data_and_loads_everywhere(named_classes_run, cli, tmp_path):
+    """Row 8: ``data.class_names=[a,b]`` wrote an omegaconf ListConfig, which every loader refused."""
+    checkpoint = named_classes_run / "checkpoints" / "last.ckpt"
+    stored = torch.load(checkpoint, weights_only=True)["datamodule_hyper_parameters"]["class_names"]
+    assert stored == ["healthy", "diabetic"] and type(stored) is list
+    model = PimaClassifier.load_from_checkpoint(checkpoint, weights_only=True)
+    assert model.hparams.n_features == 8
+    rows = tmp_path / "rows.csv"
+    rows.write_text("6,148,72,35,0,33.6,0.627,50\n")
+    for command, *arguments in (
+        ("evaluate",),
+        ("predict", f"input={rows}", f"output={tmp_path / 'p.csv'}"),
+        ("summary",),
+        ("export", f"output={tmp_path / 'model.pt2'}", "format=pt2"),
+    ):
+        result = cli(command, f"ckpt_path={checkpoint}", *arguments, run_dir=tmp_path / command)
+        assert result.returncode == 0, f"{command}: {result.stderr}"
+
+
+def test_load_from_checkpoint_refuses_a_size_bomb_before_allocating(tmp_path, named_classes_run):
+    """Row 7: a small file claiming hidden=[60000, 60000] made ``load_from_checkpoint(weights_only=True)``
+    allocate 14.4 GB; the CLI's parameter limit applies to the Python loader too. Peak memory is measured."""
+    checkpoint = torch.load(named_classes_run / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["hidden"] = [60000, 60000]
+    bomb = tmp_path / "bomb.ckpt"
+    torch.save(checkpoint, bomb)
+    assert bomb.stat().st_size < 64_000
+    probe = textwrap.dedent(f"""
+        import resource
+        from pima_lightning.model import PimaClassifier
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            PimaClassifier.load_from_checkpoint({str(bomb)!r}, weights_only=True)
+            said = "loaded"
+        except ValueError as err:
+            said = str(err)
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        print(grown // 1024, said, sep="\\n")
+    """)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    grown_mib, said = result.stdout.strip().splitlines()[-2:]
+    assert int(grown_mib) < 200, f"grew {grown_mib} MiB"
+    assert "3,600," in said and "parameters; at most 100,000,000" in said

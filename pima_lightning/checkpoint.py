@@ -18,6 +18,7 @@ from pima_lightning.config_checks import check_buildable_config
 from pima_lightning.data import FOLD_SCOPES, SPLITS
 from pima_lightning.ensemble import classifier
 from pima_lightning.errors import CONTROL, InputError, printable
+from pima_lightning.files import MAX_CHECKPOINT_BYTES, check_regular
 from pima_lightning.model import PimaClassifier, parameter_count
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def read_checkpoint(path: str | Path, setting: str = "ckpt_path") -> dict:
         raise InputError(
             f"{setting}={path}: checkpoint not found; pass ckpt_path=<run dir>/checkpoints/last.ckpt"
         )
+    check_regular(path, setting, MAX_CHECKPOINT_BYTES, kind="checkpoint")
     _check_archive(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)

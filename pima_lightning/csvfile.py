@@ -15,7 +15,6 @@ Either way no line longer than ``MAX_LINE_CHARS`` is read whole, and only regula
 import csv
 import itertools
 import math
-import stat
 import warnings
 from array import array
 from collections.abc import Iterator, Sequence
@@ -25,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pima_lightning.errors import CONTROL, InputError, printable
+from pima_lightning.files import MAX_CSV_BYTES, check_regular
 
 MAX_LINE_CHARS = 65_536  # a row of 9 numbers takes under 100; a longer line is not a row of numbers
 # the model computes in float32 (largest 3.4e38); values beyond this bound could overflow it even once
@@ -135,20 +135,9 @@ def _read_table(path: Path, option: str, columns: Columns, header: list[str] | N
 
 
 def _check_regular_file(path: Path, option: str) -> None:
-    """Refuse a missing path, a folder, and what is not a regular file (a FIFO or a device would never
-    end, or block), following symbolic links, before anything is opened."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise InputError(
-            f"{path}: file not found; give an existing CSV with {option}=/path/to/file.csv"
-        ) from None
-    if stat.S_ISDIR(mode):
-        raise InputError(f"{path}: is a directory; {option} must name a CSV file")
-    if not stat.S_ISREG(mode):
-        raise InputError(
-            f"{path}: not a regular file (a device, FIFO or socket); {option} must name a CSV file"
-        )
+    """Refuse a missing path, a folder, what is not a regular file (a FIFO or a device would never end,
+    or block) and a file past ``MAX_CSV_BYTES``, before anything is read."""
+    check_regular(path, option, MAX_CSV_BYTES, kind="CSV")
 
 
 def _check_not_blank(path: Path) -> None:

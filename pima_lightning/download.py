@@ -1,6 +1,5 @@
 """Fetch the public copy of the dataset once, checksum-verified, written atomically."""
 
-import hashlib
 import logging
 from pathlib import Path
 from urllib.error import URLError
@@ -8,14 +7,17 @@ from urllib.error import URLError
 from torch.hub import download_url_to_file
 
 from pima_lightning.errors import InputError
+from pima_lightning.files import sha256_of
+
+MAX_DATASET_BYTES = 1 << 20  # the public copy holds 23,279 bytes: a cached file far larger is not it
 
 log = logging.getLogger(__name__)
 
 
 def ensure_dataset(path: Path, url: str, sha256: str) -> Path:
     """Return ``path`` after checking its SHA-256, downloading ``url`` there first if it is missing."""
-    if path.exists():
-        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if path.exists() or path.is_symlink():  # a FIFO, a device or a link to one is refused, never read
+        actual = sha256_of(path, "the cached public copy", MAX_DATASET_BYTES)
         if actual != sha256:
             raise InputError(
                 f"{path}: SHA-256 is {actual}, expected {sha256}; delete the file to download "

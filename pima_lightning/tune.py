@@ -12,7 +12,6 @@ training rows and tested (with folds=0, the best trial's own model is). The stud
 (SQLite) in the run dir: rerun with ``hydra.run.dir=<that dir>`` to resume it.
 """
 
-import hashlib
 import logging
 import math
 import statistics
@@ -31,6 +30,7 @@ from pima_lightning.checks import number, whole
 from pima_lightning.cv import fold_overrides, fold_rows
 from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.evaluate import evaluate
+from pima_lightning.files import MAX_CSV_BYTES, sha256_of
 from pima_lightning.member_runs import check_members_config, fit_members
 from pima_lightning.members import members_of, worst_seed
 from pima_lightning.train import command_line_train_overrides, train
@@ -117,10 +117,7 @@ def search_identity(cfg: DictConfig, train_overrides: list[str]) -> dict:
     folds or validation part and the space; ``tune.n_trials`` may grow when it resumes."""
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
-    digest = hashlib.sha256()
-    with open(datamodule.csv_path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    digest = sha256_of(datamodule.csv_path, "data.path", MAX_CSV_BYTES, kind="CSV")
     overrides = {
         key: value
         for key, _, value in (override.partition("=") for override in sorted(train_overrides))
@@ -128,7 +125,7 @@ def search_identity(cfg: DictConfig, train_overrides: list[str]) -> dict:
     }
     tune = {key: cfg.tune[key] for key in ("folds", "fold_seed", "val_size", "seeds", "objective")}
     space = OmegaConf.to_container(cfg.tune.space, resolve=True)
-    return {"data": digest.hexdigest(), **overrides, **{f"tune.{k}": v for k, v in tune.items()},
+    return {"data": digest, **overrides, **{f"tune.{k}": v for k, v in tune.items()},
             **{f"tune.space.{k}": v for k, v in space.items()}}  # fmt: skip
 
 

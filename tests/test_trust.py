@@ -75,3 +75,39 @@ def test_load_from_checkpoint_refuses_a_size_bomb_before_allocating(tmp_path, na
     grown_mib, said = result.stdout.strip().splitlines()[-2:]
     assert int(grown_mib) < 200, f"grew {grown_mib} MiB"
     assert "3,600," in said and "parameters; at most 100,000,000" in said
+
+
+def run_briefly(module: str, *overrides: str, cwd, env=None, timeout: int = 90) -> subprocess.CompletedProcess:
+    """``python -m <module>`` that must answer within ``timeout`` seconds (a hang fails the test)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *overrides], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_a_fifo_as_data_is_refused_at_once_by_tune(tmp_path):
+    """Row 6: tune read the SHA-256 of data.path before any regular-file check, and a FIFO hung it."""
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)
+    result = run_briefly("pima_lightning.tune", f"data.path={fifo}", "tune.n_trials=1",
+                         f"hydra.run.dir={tmp_path / 'tune'}", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {fifo}: not a regular file (a device, FIFO or socket); data.path must name a CSV file"
+    )
+
+
+@pytest.mark.parametrize("cached", ["fifo", "link to /dev/zero"])
+def test_a_cached_public_copy_that_is_not_a_regular_file_is_refused(tmp_path, cached):
+    """Row 6: a FIFO in the download cache hung every default run; a link to /dev/zero read until memory
+    ran out."""
+    data_dir = tmp_path / "cache"
+    data_dir.mkdir()
+    copy = data_dir / "pima-indians-diabetes.csv"
+    os.mkfifo(copy) if cached == "fifo" else copy.symlink_to("/dev/zero")
+    result = run_briefly("pima_lightning.train", *FAST, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+                         env={"PIMA_DATA_DIR": str(data_dir)})  # fmt: skip
+    assert result.returncode == 1
+    said = result.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"error: {copy}: not a regular file (a device, FIFO or socket)"), said
+    assert not (tmp_path / "run" / "metrics.json").exists()

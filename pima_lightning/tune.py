@@ -14,7 +14,9 @@ training rows and tested (with folds=0, the best trial's own model is). The stud
 
 import logging
 import math
+import sqlite3
 import statistics
+from contextlib import closing
 from importlib import resources
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from pima_lightning.checks import number, whole
 from pima_lightning.cv import fold_overrides, fold_rows
 from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.evaluate import evaluate
-from pima_lightning.files import MAX_CSV_BYTES, sha256_of
+from pima_lightning.files import MAX_CSV_BYTES, check_regular, sha256_of
 from pima_lightning.member_runs import check_members_config, fit_members
 from pima_lightning.members import members_of, worst_seed
 from pima_lightning.train import command_line_train_overrides, train
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # what a trial of tune.folds x tune.seeds members scores, and the metric pruning reads each epoch
 OBJECTIVES = {"worst_seed": "val/acc_worst_seed", "mean": "val/acc"}
+SAMPLED = {"optimizer", "lr", "weight_decay", "batch_size", "dropout", "max_epochs"}  # trial_overrides' names
+MAX_STUDY_BYTES = 1 << 30  # a study of thousands of trials holds a few MB
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # command-line overrides that do not change what a trial learns, so a resumed study may differ in them
 UNCOMPARED = (
@@ -129,14 +133,52 @@ def search_identity(cfg: DictConfig, train_overrides: list[str]) -> dict:
             **{f"tune.space.{k}": v for k, v in space.items()}}  # fmt: skip
 
 
-def open_study(tune: DictConfig, db: Path, identity: dict) -> optuna.Study:
-    """The study in ``db``, made now or resumed: refused with one line when it is not readable or was
-    made by another search. Its sampler is seeded by ``tune.sampler_seed`` and the trials already run,
-    so that a resumed study draws new settings rather than repeating its first trials'."""
+OPTUNA_TABLES = {"studies", "trials", "version_info"}  # tables every Optuna storage has
+
+
+def check_study_file(db: Path) -> None:
+    """Refuse a ``study.db`` that is not a regular file, or an SQLite database of another application
+    (Optuna would add its tables to it), before Optuna opens it. Read only, with sqlite3's read-only mode."""
+    if not db.exists() and not db.is_symlink():
+        return
+    check_regular(db, "the study file", MAX_STUDY_BYTES)
+    if db.stat().st_size == 0:
+        return
     try:
+        with closing(sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)) as connection:
+            tables = {
+                row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+    except sqlite3.DatabaseError as err:
+        raise InputError(
+            f"{db}: not an Optuna study ({type(err).__name__}: {str(err)[:160]}); "
+            "move it away to start a new study"
+        ) from None
+    if tables and not tables >= OPTUNA_TABLES:
+        shown = ", ".join(sorted(tables)[:5])
+        raise InputError(
+            f"{db}: an SQLite database of another application (tables {shown[:160]}), not an Optuna study; "
+            "move it away to start a new study"
+        )
+
+
+def open_study(tune: DictConfig, db: Path, identity: dict) -> optuna.Study:
+    """The study in ``db``, made now or resumed: refused with one line when it is not readable, holds
+    another application's tables, was not made by this package's tune or was made by another search. Its
+    sampler is seeded by ``tune.sampler_seed`` and the trials already run, so that a resumed study draws
+    new settings rather than repeating its first trials'."""
+    check_study_file(db)
+    try:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+        names = [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
+        if names and "pima" not in names:
+            raise InputError(
+                f"{db}: holds Optuna studies ({', '.join(names)[:120]}) but none that tune made; "
+                "tune in a new folder"
+            )
         study = optuna.create_study(
             study_name="pima",
-            storage=f"sqlite:///{db}",
+            storage=storage,
             load_if_exists=True,
             direction="maximize",
             pruner=optuna.pruners.MedianPruner(
@@ -144,6 +186,8 @@ def open_study(tune: DictConfig, db: Path, identity: dict) -> optuna.Study:
                 n_warmup_steps=tune.warmup_epochs,
             ),
         )
+    except InputError:
+        raise
     except Exception as err:  # SQLAlchemy and Optuna report an unreadable database many ways
         reason = (str(err).strip().splitlines() or [""])[0][:160]
         raise InputError(
@@ -151,7 +195,10 @@ def open_study(tune: DictConfig, db: Path, identity: dict) -> optuna.Study:
         ) from None
     made_by = study.user_attrs.get("search")
     if made_by is None and study.trials:
-        made_by = {}
+        raise InputError(
+            f"{db}: an Optuna study without the record tune keeps of its search (its data, settings and "
+            "space), so it cannot be resumed; tune in a new folder"
+        )
     if made_by is None:
         study.set_user_attr("search", identity)
     elif made_by != identity:
@@ -166,6 +213,32 @@ def open_study(tune: DictConfig, db: Path, identity: dict) -> optuna.Study:
         )
     study.sampler = optuna.samplers.TPESampler(seed=tune.sampler_seed + len(study.trials))
     return study
+
+
+def settings_of(trial: optuna.trial.FrozenTrial, space: DictConfig, db: Path) -> list[str]:
+    """A finished trial's settings as train overrides, rebuilt from its parameters, each checked against the
+    search space: what a study file says is data, never command-line text (a stored override could
+    name any ``_target_``)."""
+    params = trial.params
+    if set(params) != SAMPLED:
+        raise InputError(
+            f"{db}: trial {trial.number} holds parameters {sorted(params)!s:.120}, not the search's "
+            f"{sorted(SAMPLED)}; tune in a new folder"
+        )
+    for name in ("lr", "weight_decay", "dropout"):
+        low, high = space[name]
+        value = params[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise InputError(
+                f"{db}: trial {trial.number}'s {name}={value!r:.40} lies outside tune.space.{name}"
+            )
+    for name in ("optimizer", "batch_size", "max_epochs"):
+        choices = list(space[name]) if OmegaConf.is_list(space[name]) else [space[name]]
+        if params[name] not in choices or isinstance(params[name], bool):
+            raise InputError(
+                f"{db}: trial {trial.number}'s {name}={params[name]!r:.40} is not one of tune.space.{name}"
+            )
+    return trial_overrides(optuna.trial.FixedTrial(params), space)
 
 
 def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dict:
@@ -188,7 +261,6 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
     def objective(trial: optuna.Trial) -> float:
         trial_dir = output_dir / "trials" / str(trial.number)
         sampled = trial_overrides(trial, tune.space)
-        trial.set_user_attr("overrides", sampled)  # to retrain the best trial for its one test
         common = ["trainer.enable_progress_bar=false", *train_overrides, *sampled, "test=false"]
         if not tune.folds:  # one validation part of the training rows, pruned epoch by epoch
             trial_cfg = compose(
@@ -237,7 +309,7 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
             overrides=[
                 "trainer.enable_progress_bar=false",
                 *train_overrides,
-                *best.user_attrs["overrides"],
+                *settings_of(best, tune.space, output_dir / "study.db"),
                 f"output_dir={test_dir}",
             ],
         )

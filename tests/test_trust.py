@@ -111,3 +111,92 @@ def test_a_cached_public_copy_that_is_not_a_regular_file_is_refused(tmp_path, ca
     said = result.stderr.strip().splitlines()[-1]
     assert said.startswith(f"error: {copy}: not a regular file (a device, FIFO or socket)"), said
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+TINY_TUNE = ["tune.n_trials=1", "tune.folds=2", "tune.seeds=1", "tune.space.max_epochs=[2]",
+             "trainer.enable_progress_bar=false"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory):
+    """A real one-trial tune folder."""
+    folder = tmp_path_factory.mktemp("study")
+    result = run_briefly("pima_lightning.tune", *TINY_TUNE, f"hydra.run.dir={folder / 'tune'}", cwd=folder,
+                         timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return folder / "tune"
+
+
+def copy_of(folder, tmp_path):
+    import shutil
+
+    copy = tmp_path / "tune"
+    shutil.copytree(folder, copy)
+    return copy
+
+
+def test_a_crafted_study_cannot_reach_instantiate(finished_study, tmp_path):
+    """Row 1: resuming composed the best trial's stored ``overrides`` text, so a crafted study could add
+    ``+logger.evil._target_=builtins.open`` and truncate any file. The settings are rebuilt from the
+    trial's parameters, checked against the space; stored text is never read."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    study_dir = copy_of(finished_study, tmp_path)
+    evil = ["+logger.evil._target_=builtins.open", f"+logger.evil.file={victim}", "+logger.evil.mode=w"]
+    import sqlite3
+
+    with sqlite3.connect(study_dir / "study.db") as db:
+        db.execute("UPDATE trial_user_attributes SET value_json = ? WHERE key = 'overrides'",
+                   (json.dumps(evil),))  # fmt: skip
+        db.execute("INSERT INTO trial_user_attributes (trial_id, key, value_json) SELECT trial_id, "
+                   "'overrides', ? FROM trials WHERE NOT EXISTS (SELECT 1 FROM trial_user_attributes "
+                   "WHERE key = 'overrides')", (json.dumps(evil),))  # fmt: skip
+    result = run_briefly("pima_lightning.tune", *TINY_TUNE, f"hydra.run.dir={study_dir}", cwd=tmp_path,
+                         timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert victim.read_text() == "precious"
+    # a parameter outside the space (a crafted distribution and value) is refused in one line
+    with sqlite3.connect(study_dir / "study.db") as db:
+        choices = {"name": "CategoricalDistribution", "attributes": {"choices": ["sgd", evil[0]]}}
+        db.execute("UPDATE trial_params SET param_value = 1, distribution_json = ? WHERE param_name = "
+                   "'optimizer'", (json.dumps(choices),))  # fmt: skip
+    result = run_briefly("pima_lightning.tune", *TINY_TUNE, f"hydra.run.dir={study_dir}", cwd=tmp_path,
+                         timeout=600)  # fmt: skip
+    assert result.returncode == 1
+    said = result.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"error: {study_dir / 'study.db'}: trial 0's optimizer='+logger.evil"), said
+    assert said.endswith("is not one of tune.space.optimizer")
+    assert victim.read_text() == "precious"
+
+
+def test_another_applications_database_is_refused_and_left_alone(cli, tmp_path):
+    """Row 1: Optuna silently added its 13 tables to any SQLite file named study.db."""
+    import sqlite3
+
+    run_dir = tmp_path / "tune"
+    run_dir.mkdir()
+    with sqlite3.connect(run_dir / "study.db") as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    before = (run_dir / "study.db").read_bytes()
+    result = cli("tune", *TINY_TUNE, run_dir=run_dir)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {run_dir / 'study.db'}: an SQLite database of another application (tables notes), not an "
+        "Optuna study; move it away to start a new study"
+    )
+    assert (run_dir / "study.db").read_bytes() == before
+
+
+def test_a_study_tune_did_not_make_is_one_line(cli, tmp_path):
+    """Row 1: a study without the record tune keeps of its search was resumed as if it matched."""
+    import optuna
+
+    run_dir = tmp_path / "tune"
+    run_dir.mkdir()
+    study = optuna.create_study(study_name="pima", storage=f"sqlite:///{run_dir / 'study.db'}")
+    study.add_trial(optuna.trial.create_trial(params={"x": 1.0}, value=0.9,
+                    distributions={"x": optuna.distributions.FloatDistribution(0, 2)}))  # fmt: skip
+    result = cli("tune", *TINY_TUNE, run_dir=run_dir)
+    assert result.returncode == 1
+    said = result.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"error: {run_dir / 'study.db'}: an Optuna study without the record tune keeps")

@@ -8,13 +8,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
+from conftest import FAST
 
 from pima_lightning.model import PimaClassifier
-
-from conftest import FAST
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,9 @@ def test_load_from_checkpoint_refuses_a_size_bomb_before_allocating(tmp_path, na
     assert "3,600," in said and "parameters; at most 100,000,000" in said
 
 
-def run_briefly(module: str, *overrides: str, cwd, env=None, timeout: int = 90) -> subprocess.CompletedProcess:
+def run_briefly(
+    module: str, *overrides: str, cwd, env=None, timeout: int = 90
+) -> subprocess.CompletedProcess:
     """``python -m <module>`` that must answer within ``timeout`` seconds (a hang fails the test)."""
     return subprocess.run(
         [sys.executable, "-m", module, *overrides], cwd=cwd, capture_output=True, text=True,
@@ -200,3 +202,94 @@ def test_a_study_tune_did_not_make_is_one_line(cli, tmp_path):
     assert result.returncode == 1
     said = result.stderr.strip().splitlines()[-1]
     assert said.startswith(f"error: {run_dir / 'study.db'}: an Optuna study without the record tune keeps")
+
+
+def snapshot(folder) -> dict:
+    """Every file under ``folder`` with its bytes (but the lock, which names the process holding it)."""
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+@pytest.fixture
+def finished_run(named_classes_run, tmp_path):
+    """A copy of a finished training run's folder, to point commands at."""
+    return copy_of(named_classes_run, tmp_path)
+
+
+def test_output_dir_naming_a_finished_run_is_refused_by_train_and_evaluate(finished_run, cli, tmp_path):
+    """Row 2: the run-folder checks looked at hydra.run.dir only; output_dir= replaced a finished run's
+    last.ckpt and metrics.json (train) or its pictures (evaluate)."""
+    before = snapshot(finished_run)
+    trained = cli("train", *FAST, "seed=8", f"output_dir={finished_run}", run_dir=tmp_path / "elsewhere")
+    assert trained.returncode == 1
+    assert (
+        trained.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: output_dir={finished_run} holds an earlier run (")
+    )
+    evaluated = cli("evaluate", f"ckpt_path={finished_run / 'checkpoints' / 'last.ckpt'}",
+                    f"output_dir={finished_run}", run_dir=tmp_path / "evaluation")  # fmt: skip
+    assert evaluated.returncode == 1
+    assert f"error: output_dir={finished_run} holds an earlier run (" in evaluated.stderr
+    assert snapshot(finished_run) == before
+
+
+def test_tune_in_a_finished_training_runs_folder_is_refused(finished_run, cli):
+    """Row 2: tune's folder could be any folder (reuse: always), so it overwrote a train run's .hydra."""
+    before = snapshot(finished_run)
+    result = cli("tune", *TINY_TUNE, run_dir=finished_run)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: hydra.run.dir={finished_run} holds an earlier run (")
+    )
+    assert snapshot(finished_run) == before
+
+
+def test_two_tunes_cannot_share_an_output_dir_at_once(tmp_path):
+    """Row 2: two tunes with their own hydra.run.dir and one output_dir ran every trial twice into one
+    best_test/: the output_dir is locked as the run folder is."""
+    shared = tmp_path / "shared"
+    # the first tune runs long enough (50 trials of 150 epochs) for the second to start while it is going
+    longer = [*TINY_TUNE[1:3], "tune.n_trials=50", "tune.space.max_epochs=[150]", *TINY_TUNE[4:]]
+    command = [sys.executable, "-m", "pima_lightning.tune", *longer, f"output_dir={shared}"]
+    first = subprocess.Popen([*command, f"hydra.run.dir={tmp_path / 'first'}"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (shared / "study.db").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        second = run_briefly("pima_lightning.tune", *TINY_TUNE, f"output_dir={shared}",
+                             f"hydra.run.dir={tmp_path / 'second'}", cwd=tmp_path)  # fmt: skip
+    finally:
+        first.terminate()
+        first.communicate(timeout=60)
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"error: output_dir={shared} is in use by a run still going (process {first.pid}); wait for it to "
+        "end or choose another output_dir"
+    )
+
+
+def test_a_sweep_subdir_shared_by_jobs_is_refused_and_the_first_jobs_record_kept(cli, tmp_path):
+    """Row 2: ``hydra.sweep.subdir=same`` wrote three jobs into one folder and reported n=1, exit 0."""
+    sweep = tmp_path / "sweep"
+    result = cli("train", "-m", "seed=0,1,2", *FAST, "hydra.sweep.subdir=same", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 1
+    said = result.stderr.strip().splitlines()[-1]
+    assert said.startswith(
+        f"error: hydra.sweep.subdir puts job 1 in {sweep / 'same'}, which holds another job"
+    )
+    assert json.loads((sweep / "same" / "metrics.json").read_text())["seed"] == 0
+    assert "seed=0" in (sweep / "same" / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_a_refused_folder_gets_no_lock_file(cli, tmp_path):
+    """Smaller rows: ``hydra.run.dir=/`` left ``/.lock``: a folder holding other files is refused before
+    anything is made in it."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    result = cli("train", *FAST, run_dir=folder)
+    assert result.returncode == 1 and "holds an earlier run (notes.txt)" in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]

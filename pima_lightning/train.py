@@ -37,6 +37,7 @@ from pima_lightning.hparams import (
     write_hparams_session,
 )
 from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier
+from pima_lightning.relaunch import one_sweep_job
 from pima_lightning.resume import resumable_checkpoint
 from pima_lightning.run_record import result_lines, run_record
 from pima_lightning.summary import model_summary
@@ -292,7 +293,8 @@ def main(cfg: DictConfig) -> float | None:
     multirun = in_multirun()
     try:
         check_unknown_settings(cfg)
-        metrics = train(cfg)
+        with one_sweep_job():  # under DDP, its extra processes run this job and end with it
+            metrics = train(cfg)
         return sweeper_objective(cfg, metrics)
     except BaseException as err:
         if (

@@ -293,3 +293,21 @@ def test_a_refused_folder_gets_no_lock_file(cli, tmp_path):
     result = cli("train", *FAST, run_dir=folder)
     assert result.returncode == 1 and "holds an earlier run (notes.txt)" in result.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+def test_a_sweep_of_ddp_runs_gives_each_job_the_single_runs_result(cli, tmp_path):
+    """Row 3: ``train -m trainer=ddp_cpu optimizer.lr=0.005,0.01`` exited 137: Lightning started each job's
+    second process with the whole sweep's command line. Each job's two processes now run that job: its
+    metrics equal those of the same settings run alone on two processes."""
+    ddp = ["trainer=ddp_cpu", *FAST]
+    sweep = tmp_path / "sweep"
+    swept = cli("train", "-m", *ddp, "optimizer.lr=0.005,0.01", f"hydra.sweep.dir={sweep}")
+    assert swept.returncode == 0, swept.stderr
+    alone = cli("train", *ddp, "optimizer.lr=0.01", run_dir=tmp_path / "alone")
+    assert alone.returncode == 0, alone.stderr
+    for job in ("0", "1"):
+        assert (sweep / job / "train_ddp_process_1.log").is_file()  # its second process ran, in its folder
+    job_1 = json.loads((sweep / "1" / "metrics.json").read_text())
+    single = json.loads((tmp_path / "alone" / "metrics.json").read_text())
+    assert job_1["test/loss"] == single["test/loss"] and job_1["test/auroc"] == single["test/auroc"]
+    assert json.loads((sweep / "0" / "metrics.json").read_text())["test/loss"] != single["test/loss"]

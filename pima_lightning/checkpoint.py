@@ -8,9 +8,12 @@ data settings only the split's numbers are kept: the files, folders and URLs it 
 """
 
 import logging
+import re
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from pima_lightning.checks import check_network_size, number, whole
@@ -30,13 +33,14 @@ def load_checkpoint(path: str | Path) -> tuple[PimaClassifier, dict]:
     ``PimaClassifier.load_from_checkpoint`` returns for a checkpoint of one's own, for a file from anywhere.
 
     The split settings are ``split``, ``test_size``, ``split_seed``, ``stratify``, ``val_size`` and
-    ``label_column``, and ``trained_on``: the CSV the run named (None for the public copy), as text to
-    show, never to open.
+    ``label_column``; ``trained_on``: the CSV the run named (None for the public copy), as text to
+    show, never to open; and ``fitted_on``: what the data module recorded of the rows the model was fitted
+    on (``DataRecord``), or None for a checkpoint without that record.
     """
     checkpoint = read_checkpoint(path)
     try:
         model = network(checkpoint)
-        split = _split_settings(checkpoint)
+        split = _split_settings(checkpoint) | {"fitted_on": data_record(checkpoint)}
     except InputError as err:
         raise InputError(f"{path}: not a usable pima_lightning checkpoint ({err})") from None
     return model.eval(), split
@@ -196,6 +200,29 @@ def _split_settings(checkpoint) -> dict:
         **_fold_settings(settings),
         "trained_on": trained_on,
     }
+
+
+class DataRecord(NamedTuple):
+    """What a run was fitted on, by content: its file's SHA-256 and its rows' fingerprints (sorted)."""
+
+    sha256: str
+    rows: np.ndarray
+
+
+DATA_MODULES = ("PimaDataModule", "EnsembleDataModule")  # where Lightning saves the data module's state
+
+
+def data_record(checkpoint: dict) -> DataRecord | None:
+    """The data module's record of the rows the model was fitted on, checked, or None without one."""
+    state = next((checkpoint[key] for key in DATA_MODULES if isinstance(checkpoint.get(key), dict)), {})
+    if "data_sha256" not in state and "trained_rows" not in state:
+        return None
+    digest, rows = state.get("data_sha256"), state.get("trained_rows")
+    if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)):
+        raise InputError(f"data_sha256: expected a SHA-256 in hex, found {printable(repr(digest))[:80]}")
+    if not (isinstance(rows, torch.Tensor) and rows.dtype == torch.int64 and rows.dim() == 1):
+        raise InputError("trained_rows: expected a list of 64-bit row fingerprints")
+    return DataRecord(digest, np.sort(rows.numpy()))
 
 
 def _fold_settings(settings: dict) -> dict:

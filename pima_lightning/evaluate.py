@@ -12,6 +12,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
@@ -19,8 +20,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 from pima_lightning.atomic import write_json
 from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.data import PimaDataModule
+from pima_lightning.data import PimaDataModule, Rows, row_fingerprints
 from pima_lightning.errors import InputError, one_line_errors
+from pima_lightning.files import MAX_CSV_BYTES, sha256_of
 from pima_lightning.model import PimaClassifier
 from pima_lightning.plots import diagnostic_figures, save_figures
 
@@ -85,43 +87,38 @@ def evaluate(
 ) -> dict:
     """Evaluate a checkpoint; return and write (``evaluation.json``) what was measured on which rows.
 
-    ``rows="held_out"`` scores the held-out rows of the split the model was trained with, rebuilt
-    from the checkpoint's split settings on ``data_path`` or, without one, on the verified public copy
-    in ``data_dir``; ``rows="all"`` scores every row of ``data_path``. By default: the held-out rows
-    of ``data_path`` when it is the CSV the model was trained on (else its training rows would be scored
-    too), every row of another ``data_path``, the public copy's held-out rows without one. The checkpoint
-    never chooses a file: the path it names is only compared with ``data_path``.
+    ``rows="held_out"`` (the default) scores the rows the model was not fitted on, known by content: the
+    checkpoint records the SHA-256 of the file it was trained on and a fingerprint of each row it was
+    fitted on. On that same file (whatever its path: the public copy, a copy, a link) these are the held-out
+    rows of its split, rebuilt from the checkpoint's split settings; on any other file (the same rows
+    shuffled, say), every row whose fingerprint is not a training row's. ``rows="all"`` scores every row
+    of ``data_path`` and counts the training rows among them. The checkpoint never chooses a file.
+    For a checkpoint without that record, the file is known by its path, as before the record existed.
     """
     if rows not in (None, "held_out", "all") or (rows == "all" and not data_path):
         raise InputError(f"data.rows={rows}: expected held_out, or all with data.path=CSV")
     model, split = load_checkpoint(ckpt_path)
-    trained_on = split.pop("trained_on")
-    if rows is None:
-        rows = "all" if data_path and not _same_file(data_path, trained_on) else "held_out"
-        if data_path and rows == "held_out":
-            log.info(
-                "%s is the CSV the model was trained on: scoring its held-out rows (data.rows=all: all)",
-                data_path,
-            )
-    if rows == "all":
-        # every row of the given file, scaled with the statistics stored in the model
-        data_settings = {
-            "path": data_path,
-            "split": "none",
-            "val_size": 0.0,
-            "label_column": split["label_column"],
-        }
-        described = "rows (every row)"
-    elif data_path is None and trained_on is not None:
+    trained_on, fitted_on = split.pop("trained_on"), split.pop("fitted_on")
+    if data_path is None and trained_on is not None:
         raise InputError(
             f"{ckpt_path} was trained on {trained_on[:200]!r}, not the public copy; to score its held-out "
             "rows pass data.path=<that CSV>; to score every row of a CSV, data.path=<CSV> data.rows=all"
         )
+    source = PimaDataModule(path=data_path, data_dir=data_dir)
+    source.prepare_data()  # the public copy, downloaded and verified if missing
+    same_file = (
+        sha256_of(source.csv_path, "data.path", MAX_CSV_BYTES, kind="CSV") == fitted_on.sha256
+        if fitted_on is not None
+        else data_path is None or _same_file(data_path, trained_on)
+    )
+    if rows is None:
+        rows = "all" if fitted_on is None and not same_file else "held_out"
+    by_content = rows == "held_out" and not same_file  # another file: its rows the model was not fitted on
+    every_row = {"path": str(source.csv_path), "split": "none", "val_size": 0.0}
+    if rows == "all" or by_content:
+        data_settings = {**every_row, "label_column": split["label_column"]}
     else:
-        data_settings = {"path": data_path, "data_dir": data_dir, **split}
-        described = f"rows (held out, data.split={split['split']})"
-        if split.get("folds"):
-            described = f"rows (fold {split['fold']} of {split['folds']}, {split['fold_scope']} rows)"
+        data_settings = {"path": str(source.csv_path), **split}
     datamodule = PimaDataModule(**data_settings)
     datamodule.prepare_data()
     datamodule.setup("test")
@@ -133,6 +130,7 @@ def evaluate(
             f"({', '.join(datamodule.feature_names or ['no header'])[:200]}); the model was trained on "
             f"{trained[0]} ({', '.join(trained[1] or ['no header'])[:200]})"
         )
+    described, training_rows = _scored_rows(datamodule, split, rows, by_content, fitted_on)
     trainer = inference_trainer()
     metrics, figures = test_and_picture(
         trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} {described}"
@@ -145,6 +143,7 @@ def evaluate(
         "data": str(datamodule.csv_path.resolve()),
         "rows": described,
         "n_rows": len(datamodule.test_set),
+        "training_rows_scored": training_rows,
         "replicas": model.hparams.get("replicas", 1),
         **{name.removeprefix("test/"): value for name, value in metrics.items()},
     }
@@ -156,6 +155,47 @@ def evaluate(
         }
     write_json(output_dir / "evaluation.json", report)
     return report
+
+
+def _scored_rows(
+    datamodule: PimaDataModule, split: dict, rows: str, by_content: bool, fitted_on
+) -> tuple[str, int | None]:
+    """Which rows of ``datamodule.test_set`` are scored, in words, and how many of them the model was
+    fitted on (None when the checkpoint does not record it). ``by_content``: keep only the rows whose
+    fingerprint is not a fitted row's."""
+    if fitted_on is None:
+        unknown = "; the checkpoint does not record its training rows"
+        if rows == "all":
+            return f"rows (every row{unknown})", None
+        return f"rows (held out, data.split={split['split']}{unknown})", None
+    tensors = datamodule.test_set.tensors
+    seen = np.isin(row_fingerprints(*tensors), fitted_on.rows)
+    if by_content:
+        if seen.all():
+            raise InputError(
+                f"{datamodule.csv_path}: every row is one the model was trained on, so none is held out; "
+                "data.rows=all scores them anyway"
+            )
+        datamodule.test_set = Rows(*(tensor[torch.from_numpy(~seen)] for tensor in tensors))
+        return (
+            f"rows the model was not trained on (found by content, as this file differs from the one it "
+            f"was trained on: {int(seen.sum())} of its {len(seen)} rows are training rows, left out)"
+        ), 0
+    count = int(seen.sum())
+    trained = f"{count} of them rows the model was trained on" if count else ""
+    if rows == "all":
+        return f"rows (every row{'; ' + trained if trained else ''})", count
+    if split["split"] == "none":
+        return (
+            f"rows (data.split=none holds no rows out: all {count} are rows the model was trained on)",
+            count,
+        )
+    held = (
+        f"fold {split['fold']} of {split['folds']}, {split['fold_scope']} rows"
+        if split.get("folds")
+        else f"held out, data.split={split['split']}"
+    )
+    return f"rows ({held}{'; ' + trained if trained else ''})", count
 
 
 def format_report(report: dict) -> str:

@@ -363,8 +363,11 @@ def _scheduler_progress(saved, fresh: dict) -> dict:
 
 
 def _random_state(state) -> dict:
-    """The data module's random state: torch generator states of this torch's size."""
-    if not isinstance(state, dict) or set(state) - {"torch_rng_state", "cuda_rng_states"}:
+    """The data module's random state: torch generator states of this torch's size, not all zero (torch's
+    generator cannot start from that). What the module records of its data is left out: the resumed run
+    records its own."""
+    recorded = {"data_sha256", "trained_rows"}
+    if not isinstance(state, dict) or set(state) - {"torch_rng_state", "cuda_rng_states", *recorded}:
         raise InputError("the data module's state: expected torch_rng_state (and cuda_rng_states)")
     reference = torch.get_rng_state()
     rng = state.get("torch_rng_state")
@@ -372,9 +375,11 @@ def _random_state(state) -> dict:
         isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.shape == reference.shape
     ):
         raise InputError(f"the data module's torch_rng_state: expected {reference.numel()} bytes")
+    if rng is not None and not rng.any():
+        raise InputError("the data module's torch_rng_state: all zero, which no generator saves")
     cuda = state.get("cuda_rng_states")
     if cuda is not None and not (
         isinstance(cuda, list) and all(isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in cuda)
     ):
         raise InputError("the data module's cuda_rng_states: expected generator states")
-    return state
+    return {key: value for key, value in state.items() if key not in recorded}

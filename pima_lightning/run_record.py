@@ -46,6 +46,8 @@ def run_record(
         record[f"{stage}/rows"] = len(labels)
         record[f"{stage}/majority_share"] = max(labels.mean().item(), 1 - labels.mean().item())
         record[f"{stage}/positive_share"] = labels.mean().item()
+        # data.split=none: the scored rows are the training rows, and are said to be (never "Test")
+        record[f"{stage}/held_out"] = datamodule.hparams.split != "none"
     return record
 
 
@@ -95,6 +97,8 @@ def _lines(record: dict, stage: str, ending: str) -> str:
     if f"{stage}/acc" not in record:
         return f"Trained {ending}"
     heading = f"{'Test' if stage == 'test' else 'Validation'} ({record[f'{stage}/rows']} rows)"
+    if not record.get(f"{stage}/held_out", True):
+        heading = f"Training rows ({record[f'{stage}/rows']}, none held out: data.split=none)"
     if record["replicas"] == 1:
         remarks = {"acc": one_class_remark(record, stage)}
         values = ", ".join(

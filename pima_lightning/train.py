@@ -115,7 +115,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
                 model,
                 datamodule,
                 output_dir,
-                title=f"{len(datamodule.test_set)} held-out rows",
+                title=f"{len(datamodule.test_set)} {scored_rows_named(datamodule)}",
                 ckpt_path=tested_checkpoint,
             )
         except BaseException as stop:
@@ -148,6 +148,11 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         write_json(output_dir / "metrics.json", record)
         log.info(result_lines(record, output_dir))
     return results
+
+
+def scored_rows_named(datamodule: PimaDataModule) -> str:
+    """What the rows a run tests are: held out, or with ``data.split=none`` the training rows."""
+    return "held-out rows" if datamodule.hparams.split != "none" else "training rows (data.split=none)"
 
 
 def command_line_train_overrides(own_group: str) -> list[str]:

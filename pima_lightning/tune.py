@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 # what a trial of tune.folds x tune.seeds members scores, and the metric pruning reads each epoch
 OBJECTIVES = {"worst_seed": "val/acc_worst_seed", "mean": "val/acc"}
 SAMPLED = {"optimizer", "lr", "weight_decay", "batch_size", "dropout", "max_epochs"}  # trial_overrides' names
+TEST_FIGURES = ("acc", "auroc", "f1", "precision", "recall", "loss")  # best.json's test figures
 MAX_STUDY_BYTES = 1 << 30  # a study of thousands of trials holds a few MB
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # command-line overrides that do not change what a trial learns, so a resumed study may differ in them
@@ -303,7 +304,9 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
     best = study.best_trial
     test_dir = output_dir / "best_test"
     test_dir.mkdir(exist_ok=True)
-    if tune.folds:  # the best settings retrained on the whole training part, then tested once
+    if cfg.data.split == "none":  # the folds trained on every row: no row is left to test on
+        report = None
+    elif tune.folds:  # the best settings retrained on the whole training part, then tested once
         best_cfg = compose(
             "config",
             overrides=[
@@ -330,7 +333,8 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
         "best_params": best.params,
         "best_val_acc": best.value,
         **{name: value for name, value in best.user_attrs.items() if name.startswith("val_acc_")},
-        "test": {name: report[name] for name in ("acc", "auroc", "f1", "precision", "recall", "loss")},
+        "test": report
+        and {name: report[name] for name in ("acc", "auroc", "f1", "precision", "recall", "loss")},
         "trials": {
             state.name.lower(): sum(t.state == state for t in study.trials)
             for state in optuna.trial.TrialState
@@ -347,6 +351,13 @@ def score_name(tune: DictConfig) -> str:
     if tune.objective == "worst_seed":
         return f"worst-seed accuracy ({tune.folds} folds, the lowest of {tune.seeds} seeds in each)"
     return f"mean accuracy of {tune.folds} folds x {tune.seeds} seeds"
+
+
+def test_text(result: dict) -> str:
+    """The best settings' test figures, or why there are none."""
+    if result["test"] is None:
+        return "no test: with data.split=none no row is held out (every row trained a fold)"
+    return f"test accuracy {result['test']['acc']:.4f}, AUROC {result['test']['auroc']:.4f} (evaluated once)"
 
 
 def spread_text(result: dict) -> str:
@@ -369,7 +380,7 @@ def main(cfg: DictConfig) -> float:
         f"Best trial {result['best_trial']}: {result['best_params']}\n"
         f"  {score_name(cfg.tune)} on training rows {result['best_val_acc']:.4f} (selected on it)"
         f"{spread_text(result)}\n"
-        f"  test accuracy {result['test']['acc']:.4f}, AUROC {result['test']['auroc']:.4f} (evaluated once)\n"
+        f"  {test_text(result)}\n"
         f"  trials: {result['trials']}\n"
         f"  written to {cfg.output_dir}: best.json, best_test/ (the test), trials/<n>/ (each trial)"
     )

@@ -38,12 +38,20 @@ def test_evaluate_reproduces_the_training_runs_held_out_metrics(trained_run, tmp
     assert set(events.Tags()["images"]) == {f"evaluate/{p.removesuffix('.png')}" for p in PICTURES}
 
 
-def test_evaluate_on_another_csv_scores_every_row(trained_run, tmp_path, pima_csv):
-    run_dir, _ = trained_run
+def test_evaluate_knows_the_training_file_by_content_and_counts_training_rows(
+    trained_run, tmp_path, pima_csv
+):
+    """Issue 25 row 4: the public copy named by its path was scored whole (768 rows, 514 of them training
+    rows) without a word; it is the file the model was trained on, so its held-out rows are scored."""
+    run_dir, metrics = trained_run
     out = tmp_path / "evaluation"
     out.mkdir()
-    report = evaluate(str(run_dir / "checkpoints" / "last.ckpt"), out, str(pima_csv))
-    assert report["n_rows"] == 768
+    held_out = evaluate(str(run_dir / "checkpoints" / "last.ckpt"), out, str(pima_csv))
+    assert held_out["n_rows"] == 254 and held_out["training_rows_scored"] == 0
+    assert held_out["acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    report = evaluate(str(run_dir / "checkpoints" / "last.ckpt"), out, str(pima_csv), "all")
+    assert report["n_rows"] == 768 and report["training_rows_scored"] == 514
+    assert "514 of them rows the model was trained on" in report["rows"]
     model, _ = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     dataset = np.loadtxt(pima_csv, delimiter=",")
     accuracy = ((predicted_probabilities(model, dataset[:, :8]) > 0.5) == dataset[:, 8]).mean()
@@ -91,6 +99,6 @@ def test_evaluate_rebuilds_the_held_out_rows_of_a_csv_the_user_names(make_config
     assert evaluate(checkpoint, tmp_path / "out", str(own_csv), "all")["n_rows"] == 768
     other_copy = tmp_path / "copy.csv"
     other_copy.write_bytes(pima_csv.read_bytes())
-    assert evaluate(checkpoint, tmp_path / "out", str(other_copy))["n_rows"] == 768  # another file: all
+    assert evaluate(checkpoint, tmp_path / "out", str(other_copy))["n_rows"] == 254  # the same bytes
     with pytest.raises(InputError, match=r"data\.rows=every: expected held_out, or all with data\.path=CSV"):
         evaluate(checkpoint, tmp_path / "out", str(own_csv), "every")

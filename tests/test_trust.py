@@ -311,3 +311,43 @@ def test_a_sweep_of_ddp_runs_gives_each_job_the_single_runs_result(cli, tmp_path
     single = json.loads((tmp_path / "alone" / "metrics.json").read_text())
     assert job_1["test/loss"] == single["test/loss"] and job_1["test/auroc"] == single["test/auroc"]
     assert json.loads((sweep / "0" / "metrics.json").read_text())["test/loss"] != single["test/loss"]
+
+
+def test_evaluate_knows_its_rows_by_content_not_by_path_text(tmp_path, make_config, pima_csv):
+    """Row 4: the training CSV shuffled at the same path scored 169 training rows among its 254 "held-out"
+    rows. The checkpoint records the file's SHA-256 and its rows' fingerprints: the shuffled file is
+    another file, and its rows the model did not train on are exactly the 254 held-out rows."""
+    from pima_lightning.evaluate import evaluate
+    from pima_lightning.train import train
+
+    own = tmp_path / "own.csv"
+    own.write_bytes(pima_csv.read_bytes())
+    metrics = train(make_config(*FAST, f"data.path={own}", f"output_dir={tmp_path / 'run'}"))
+    lines = own.read_text().splitlines()
+    own.write_text("\n".join(lines[::-1]) + "\n")  # the same rows, in another order, at the same path
+    (tmp_path / "out").mkdir()
+    report = evaluate(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), tmp_path / "out", str(own))
+    assert report["n_rows"] == 254 and report["training_rows_scored"] == 0
+    assert (
+        "found by content" in report["rows"]
+        and "514 of its 768 rows are training rows, left out" in report["rows"]
+    )
+    for name in ("acc", "auroc", "loss"):
+        assert report[name] == pytest.approx(metrics[f"test/{name}"], abs=1e-6)
+
+
+def test_with_split_none_the_scored_rows_are_called_training_rows(cli, tmp_path):
+    """Row 4: with data.split=none the training rows were reported as "Test" rows, held out."""
+    result = cli("train", *FAST, "data.split=none", run_dir=tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("Training rows (768, none held out: data.split=none): ")
+    evaluated = cli("evaluate", f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}",
+                    run_dir=tmp_path / "evaluation")  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "768 rows (data.split=none holds no rows out: all 768 are rows the model was trained on)" in (
+        evaluated.stdout
+    )
+    tuned = cli("tune", *TINY_TUNE, "data.split=none", run_dir=tmp_path / "tune")
+    assert tuned.returncode == 0, tuned.stderr
+    assert "test accuracy" not in tuned.stdout
+    assert "no test: with data.split=none no row is held out" in tuned.stdout

@@ -100,13 +100,20 @@ def read_feature_rows(
     """The features, float64 ``(n, n_features)``, of rows that may also hold a label (not read).
 
     With ``feature_names`` (the model's, from its training CSV's header) and a header in the file, the
-    features are the columns of those names, in that order; otherwise the first ``n_features`` columns.
+    features are the columns of those names, in that order; a file without a header is read by position
+    (the first ``n_features`` columns); a header the model has no names to match is refused.
     """
     path = Path(path)
     _check_regular_file(path, option)
     _check_not_blank(path)
     header, columns = _header(path), list(range(n_features))
     _check_header_width(path, header)
+    if header is not None and feature_names is None:  # reading named columns by position could misplace them
+        raise InputError(
+            f"{path}: its header names columns ({', '.join(header)[:120]}), but the model was trained on a "
+            f"CSV without a header, so they cannot be matched by name; remove the header line to read the "
+            f"first {n_features} columns in the order of the training CSV"
+        )
     if header is not None and feature_names is not None:
         missing = [name for name in feature_names if name not in header]
         if missing:

@@ -351,3 +351,29 @@ def test_with_split_none_the_scored_rows_are_called_training_rows(cli, tmp_path)
     assert tuned.returncode == 0, tuned.stderr
     assert "test accuracy" not in tuned.stdout
     assert "no test: with data.split=none no row is held out" in tuned.stdout
+
+
+@pytest.mark.parametrize("header", ["reordered", "an Id column first"])
+def test_predict_refuses_a_header_a_model_without_names_cannot_match(
+    named_classes_run, cli, tmp_path, header
+):
+    """Row 5: a model trained on the public copy (no header) scored a headed input by position: a reordered
+    header or a leading Id column gave wrong probabilities and exit 0."""
+    names = ["Pregnancies", "Glucose", "BloodPressure", "SkinThickness", "Insulin", "BMI", "Pedigree", "Age"]
+    values = ["6", "148", "72", "35", "0", "33.6", "0.627", "50"]
+    if header == "reordered":
+        names, values = names[::-1], values[::-1]
+    else:
+        names, values = ["Id", *names], ["17", *values]
+    rows = tmp_path / "rows.csv"
+    rows.write_text(",".join(names) + "\n" + ",".join(values) + "\n")
+    output = tmp_path / "scored.csv"
+    result = cli("predict", f"ckpt_path={named_classes_run / 'checkpoints' / 'last.ckpt'}", f"input={rows}",
+                 f"output={output}", run_dir=tmp_path / "predict")  # fmt: skip
+    assert result.returncode == 1
+    said = result.stderr.strip()
+    assert said.startswith(f"error: {rows}: its header names columns (") and "\n" not in said
+    assert said.endswith(
+        "remove the header line to read the first 8 columns in the order of the training CSV"
+    )
+    assert not output.exists()

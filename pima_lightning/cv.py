@@ -191,15 +191,15 @@ def members_rows(
     return rows, member_rows
 
 
-def check_every_fold_holds_both_classes(labels: np.ndarray, folds: int) -> None:
+def check_every_fold_holds_both_classes(labels: np.ndarray, folds: int, setting: str = "cv.folds") -> None:
     """Refuse folds of which some would hold no row of a class: their AUROC (and the baselines'
     fits) would be undefined. Stratified folds hold a class in every fold when it has ``folds`` rows."""
     counts = np.bincount(labels.astype(int), minlength=2)
     if (fewest := int(counts.min())) < folds:
         scarce = int(counts.argmin())
-        advice = f"use cv.folds={fewest} or fewer" if fewest >= 2 else "cross-validation needs 2 or more"
+        advice = f"use {setting}={fewest} or fewer" if fewest >= 2 else "cross-validation needs 2 or more"
         raise InputError(
-            f"cv.folds={folds}: class {scarce} has {fewest} of the {len(labels)} rows the folds split, so "
+            f"{setting}={folds}: class {scarce} has {fewest} of the {len(labels)} rows the folds split, so "
             f"some folds would hold none of it and their AUROC is undefined; {advice}"
         )
 

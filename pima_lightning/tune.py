@@ -16,6 +16,7 @@ import logging
 import math
 import sqlite3
 import statistics
+import warnings
 from contextlib import closing
 from importlib import resources
 from pathlib import Path
@@ -29,7 +30,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.atomic import write_json
 from pima_lightning.checks import number, whole
-from pima_lightning.cv import fold_overrides, fold_rows
+from pima_lightning.cv import check_every_fold_holds_both_classes, fold_overrides, fold_rows
 from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.evaluate import evaluate
 from pima_lightning.files import MAX_CSV_BYTES, check_regular, sha256_of
@@ -54,16 +55,29 @@ UNCOMPARED = (
 )
 
 
-def trial_overrides(trial: optuna.Trial, space: DictConfig) -> list[str]:
-    """Sample one point of the search space, as Hydra overrides of the train config."""
+def searched(train_overrides: list[str]) -> set[str]:
+    """The settings a trial samples: all of ``SAMPLED``, but the epochs when the command line fixes them
+    (``trainer.max_epochs=20``: every trial trains 20 epochs; it was silently replaced by the space's)."""
+    fixed = any(override.lstrip("+").startswith("trainer.max_epochs=") for override in train_overrides)
+    return SAMPLED - {"max_epochs"} if fixed else set(SAMPLED)
+
+
+def trial_overrides(trial: optuna.Trial, space: DictConfig, names: set[str] = SAMPLED) -> list[str]:
+    """Sample one point of the search space (the settings ``names``), as Hydra overrides of the train
+    config."""
     optimizer = trial.suggest_categorical("optimizer", list(space.optimizer))
+    epochs = (
+        [f"trainer.max_epochs={trial.suggest_categorical('max_epochs', list(space.max_epochs))}"]
+        if "max_epochs" in names
+        else []
+    )
     return [
         f"optimizer={optimizer}",
         f"optimizer.lr={trial.suggest_float('lr', *space.lr, log=True)}",
         f"optimizer.weight_decay={trial.suggest_float('weight_decay', *space.weight_decay, log=True)}",
         f"data.batch_size={trial.suggest_categorical('batch_size', list(space.batch_size))}",
         f"model.dropout={trial.suggest_float('dropout', *space.dropout)}",
-        f"trainer.max_epochs={trial.suggest_categorical('max_epochs', list(space.max_epochs))}",
+        *epochs,
     ]
 
 
@@ -216,15 +230,15 @@ def open_study(tune: DictConfig, db: Path, identity: dict) -> optuna.Study:
     return study
 
 
-def settings_of(trial: optuna.trial.FrozenTrial, space: DictConfig, db: Path) -> list[str]:
+def settings_of(trial: optuna.trial.FrozenTrial, space: DictConfig, names: set[str], db: Path) -> list[str]:
     """A finished trial's settings as train overrides, rebuilt from its parameters, each checked against the
     search space: what a study file says is data, never command-line text (a stored override could
     name any ``_target_``)."""
     params = trial.params
-    if set(params) != SAMPLED:
+    if set(params) != names:
         raise InputError(
             f"{db}: trial {trial.number} holds parameters {sorted(params)!s:.120}, not the search's "
-            f"{sorted(SAMPLED)}; tune in a new folder"
+            f"{sorted(names)}; tune in a new folder"
         )
     for name in ("lr", "weight_decay", "dropout"):
         low, high = space[name]
@@ -233,35 +247,41 @@ def settings_of(trial: optuna.trial.FrozenTrial, space: DictConfig, db: Path) ->
             raise InputError(
                 f"{db}: trial {trial.number}'s {name}={value!r:.40} lies outside tune.space.{name}"
             )
-    for name in ("optimizer", "batch_size", "max_epochs"):
+    for name in sorted({"optimizer", "batch_size", "max_epochs"} & names):
         choices = list(space[name]) if OmegaConf.is_list(space[name]) else [space[name]]
         if params[name] not in choices or isinstance(params[name], bool):
             raise InputError(
                 f"{db}: trial {trial.number}'s {name}={params[name]!r:.40} is not one of tune.space.{name}"
             )
-    return trial_overrides(optuna.trial.FixedTrial(params), space)
+    return trial_overrides(optuna.trial.FixedTrial(params), space, names)
 
 
 def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dict:
     """Run (or resume) the study in ``output_dir``; evaluate the best trial once on the test rows."""
     tune = cfg.tune
     check_search_settings(tune)
-    study = open_study(tune, output_dir / "study.db", search_identity(cfg, train_overrides))
-
     if tune.folds:  # the members every trial trains: folds of the training part only, never test rows
         base = compose(
             "config", overrides=[*train_overrides, *fold_overrides(tune.folds, 0, tune.fold_seed, "train")]
         )
-        features, labels, splits = fold_rows(base)
+        with warnings.catch_warnings():  # scikit-learn's notice of a scarce class: refused below, in one line
+            warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+            features, labels, splits = fold_rows(base)
+        check_every_fold_holds_both_classes(labels, tune.folds, "tune.folds")
         seeds = [cfg.seed + offset for offset in range(tune.seeds)]
         members = members_of([splits], seeds)
         log.info(
             "Each trial: %d folds x %d seeds of the %d training rows", tune.folds, tune.seeds, len(labels)
         )
 
+    study = open_study(tune, output_dir / "study.db", search_identity(cfg, train_overrides))
+    names = searched(train_overrides)
+    if "max_epochs" not in names:
+        log.info("trainer.max_epochs is set on the command line: every trial trains that many epochs")
+
     def objective(trial: optuna.Trial) -> float:
         trial_dir = output_dir / "trials" / str(trial.number)
-        sampled = trial_overrides(trial, tune.space)
+        sampled = trial_overrides(trial, tune.space, names)
         common = ["trainer.enable_progress_bar=false", *train_overrides, *sampled, "test=false"]
         if not tune.folds:  # one validation part of the training rows, pruned epoch by epoch
             trial_cfg = compose(
@@ -288,13 +308,20 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
             "val_acc_worst_seed": worst_seed(accuracies, model.folds),
         }
         value = spread["val_acc_worst_seed" if tune.objective == "worst_seed" else "val_acc_mean"]
+        # a diverged member predicts class 0 and scores the majority share (0.66 on Pima), which outranked
+        # real settings: a setting that diverges on any member scores 0, below any that learns
+        diverged = sum(not math.isfinite(scores["loss"]) for scores in model.member_scores)
+        if diverged:
+            value = 0.0
+            trial.set_user_attr("diverged_members", diverged)
         for name, figure in spread.items():
             trial.set_user_attr(name, figure)
         members_record = [
             {"fold": member.fold, "seed": member.seed, "val_acc": accuracy}
             for member, accuracy in zip(members, accuracies, strict=True)
         ]
-        write_json(trial_dir / "members.json", {"objective": value, **spread, "members": members_record})
+        record = {"objective": value, **spread, "diverged_members": diverged, "members": members_record}
+        write_json(trial_dir / "members.json", record)
         return value
 
     done = sum(trial.state in FINISHED for trial in study.trials)
@@ -312,7 +339,7 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
             overrides=[
                 "trainer.enable_progress_bar=false",
                 *train_overrides,
-                *settings_of(best, tune.space, output_dir / "study.db"),
+                *settings_of(best, tune.space, names, output_dir / "study.db"),
                 f"output_dir={test_dir}",
             ],
         )

@@ -377,3 +377,40 @@ def test_predict_refuses_a_header_a_model_without_names_cannot_match(
         "remove the header line to read the first 8 columns in the order of the training CSV"
     )
     assert not output.exists()
+
+
+def test_tune_scores_a_diverging_setting_below_any_that_learns(tmp_path):
+    """Row 11: a diverged setting scored the majority-class rate (0.658) and outranked real settings."""
+    from hydra import compose, initialize_config_module
+
+    from pima_lightning.tune import search
+
+    overrides = [
+        *TINY_TUNE,
+        "tune.space.optimizer=[sgd]",
+        "tune.space.lr=[1000,10000]",
+        f"output_dir={tmp_path}",
+    ]
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        cfg = compose("tune", overrides=overrides)
+        with pytest.raises(Exception, match="training diverged"):  # the best settings' retraining says so
+            search(cfg, [], tmp_path)
+    record = json.loads((tmp_path / "trials" / "0" / "members.json").read_text())
+    assert record["diverged_members"] == 2 and record["objective"] == 0.0
+    assert all(member["val_acc"] > 0.6 for member in record["members"])  # what it scored before: 0.658
+
+
+def test_tune_refuses_more_folds_than_a_class_has_rows_and_keeps_fixed_epochs(cli, tmp_path):
+    """Row 11: tune.folds larger than a class's row count made folds without that class (cv refuses it);
+    trainer.max_epochs=... on the command line was silently replaced by the searched epochs."""
+    result = cli("tune", *TINY_TUNE, "tune.folds=200", run_dir=tmp_path / "folds")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: tune.folds=200: class 1 has 176 of the 514 rows the folds split, so some folds would hold "
+        "none of it and their AUROC is undefined; use tune.folds=176 or fewer"
+    )
+    fixed = cli("tune", *TINY_TUNE, "trainer.max_epochs=4", run_dir=tmp_path / "fixed")
+    assert fixed.returncode == 0, fixed.stderr
+    best = json.loads((tmp_path / "fixed" / "best.json").read_text())
+    assert "max_epochs" not in best["best_params"]
+    assert json.loads((tmp_path / "fixed" / "best_test" / "metrics.json").read_text())["epochs"] == 4

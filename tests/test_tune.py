@@ -56,7 +56,8 @@ def test_tiny_search_selects_by_cross_validation_reports_test_once_and_resumes(c
     assert best["best_val_acc"] == pytest.approx(max(scores))
     tested = json.loads((run_dir / "best_test" / "metrics.json").read_text())  # retrained, tested once
     assert best["test"]["acc"] == tested["test/acc"]
-    sampled = {"optimizer", "lr", "weight_decay", "batch_size", "dropout", "max_epochs"}
+    # QUICK's trainer.max_epochs=3 on the command line fixes the epochs: they are not searched (issue 25)
+    sampled = {"optimizer", "lr", "weight_decay", "batch_size", "dropout"}
     assert set(best["best_params"]) == sampled
     # the resumed sampler draws new settings: re-seeded as at the start, it repeated trial 0's
     trials = optuna.load_study(study_name="pima", storage=f"sqlite:///{run_dir / 'study.db'}").trials

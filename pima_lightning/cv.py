@@ -230,6 +230,12 @@ def fold_rows(fold_cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, list]:
     return datamodule.cv_features, datamodule.cv_labels, datamodule.cv_splits
 
 
+# scores closer than this are a tie: the network's are float32 (torchmetrics), the baselines' float64
+# (scikit-learn), so the same accuracy differs by rounding (1e-8), while a fold's accuracy moves in steps of
+# 1 / its rows (1e-6 even for folds of a million rows)
+TIE = 1e-6
+
+
 def summarize(rows: list[dict], folds: int, repeats: int, scope: str) -> dict:
     """Mean and sample std of every method's scores over the folds, and the paired difference of the
     network's accuracy and AUROC minus the reference's, with how many folds each wins."""
@@ -252,9 +258,9 @@ def summarize(rows: list[dict], folds: int, repeats: int, scope: str) -> dict:
             summary[f"{method} - {REFERENCE} {k}"] = {
                 "mean": statistics.mean(differences),
                 "std": statistics.stdev(differences) if len(differences) > 1 else 0.0,
-                "network wins": sum(d > 0 for d in differences),
-                "ties": sum(d == 0 for d in differences),
-                "reference wins": sum(d < 0 for d in differences),
+                "network wins": sum(d > TIE for d in differences),
+                "ties": sum(abs(d) <= TIE for d in differences),
+                "reference wins": sum(d < -TIE for d in differences),
             }
     return summary
 
@@ -298,10 +304,12 @@ def console_line(summary: dict) -> str:
         line += f"\nseeds within a fold: accuracy std {spread['acc']:.1%} (mean over folds)"
     for method in (NETWORK, ENSEMBLE):
         if (paired := summary.get(f"{method} - {REFERENCE} acc")) is not None:
+            folds = paired["network wins"] + paired["ties"] + paired["reference wins"]
             line += (
                 f"\n{method} - {REFERENCE}, same folds: accuracy {100 * paired['mean']:+.1f} ± "
-                f"{100 * paired['std']:.1f} points; the {method} wins {paired['network wins']} of "
-                f"{paired['network wins'] + paired['ties'] + paired['reference wins']} folds"
+                f"{100 * paired['std']:.1f} points; of {folds} "
+                f"folds the {method} wins {paired['network wins']}, ties {paired['ties']}, loses "
+                f"{paired['reference wins']}"
             )
     return line
 

@@ -414,3 +414,22 @@ def test_tune_refuses_more_folds_than_a_class_has_rows_and_keeps_fixed_epochs(cl
     best = json.loads((tmp_path / "fixed" / "best.json").read_text())
     assert "max_epochs" not in best["best_params"]
     assert json.loads((tmp_path / "fixed" / "best_test" / "metrics.json").read_text())["epochs"] == 4
+
+
+def test_cv_counts_rounding_differences_as_ties():
+    """Row 12: float32-vs-float64 rounding (1e-8) counted as network wins ("wins 6 of 10", really 3 wins,
+    4 ties, 3 losses)."""
+    from pima_lightning.cv import NETWORK, REFERENCE, SCORES, console_line, summarize
+
+    network = [0.75, 0.70, 0.80, 0.7 + 1e-8, 0.6 + 1e-8, 0.9 - 1e-8, 0.8 + 2e-8, 0.60, 0.65, 0.70]
+    reference = [0.70, 0.65, 0.75, 0.70, 0.60, 0.90, 0.80, 0.65, 0.70, 0.75]
+    rows = [
+        {"repeat": 0, "fold": i}
+        | {f"{NETWORK} {score}": a for score in SCORES}
+        | {f"{REFERENCE} {score}": b for score in SCORES}
+        for i, (a, b) in enumerate(zip(network, reference, strict=True))
+    ]
+    summary = summarize(rows, 10, 1, "all")
+    paired = summary[f"{NETWORK} - {REFERENCE} acc"]
+    assert (paired["network wins"], paired["ties"], paired["reference wins"]) == (3, 4, 3)
+    assert "of 10 folds the network wins 3, ties 4, loses 3" in console_line(summary)

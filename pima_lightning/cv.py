@@ -36,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 from pima_lightning.atomic import write_json, write_text
 from pima_lightning.checks import whole
 from pima_lightning.data import FOLD_SCOPES, cross_validation_folds
-from pima_lightning.errors import InputError, one_line_errors
+from pima_lightning.errors import InputError, one_line_errors, written_so_far
 from pima_lightning.member_runs import check_members_config, fit_members
 from pima_lightning.members import binary_scores, members_of
 from pima_lightning.plots import save_figures
@@ -318,7 +318,7 @@ def console_line(summary: dict) -> str:
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the network's mean accuracy over the folds."""
     train_overrides = command_line_train_overrides("cv")  # they apply to every run it trains
-    with one_line_errors():
+    with one_line_errors(lambda: written_so_far(Path(cfg.output_dir))):
         summary = cross_validation(cfg, train_overrides, Path(cfg.output_dir))
     written = "members.csv" if cfg.cv.engine == "members" else "folds/"
     print(f"{console_line(summary)}\nwritten to {cfg.output_dir}: cv.json, cv.csv, cv.png, {written}")

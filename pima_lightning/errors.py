@@ -5,8 +5,9 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 from hydra.errors import InstantiationException
@@ -47,6 +48,17 @@ def printable(text: str) -> str:
     """``text`` with its control characters escaped (``\\x1b``, ``\\r``): what a file, a checkpoint
     or a path holds is never sent raw to a terminal, where an escape sequence could rewrite it."""
     return CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+def written_so_far(folder: Path, hint: str = "") -> str:
+    """What an interrupted command says it left in ``folder``: "nothing was written", or the entries it
+    wrote (Hydra's record and the log aside) and ``hint`` (how to go on from them)."""
+    record = {".hydra", ".lock"}
+    entries = sorted(e.name for e in folder.iterdir() if e.name not in record and e.suffix != ".log")
+    if not entries:
+        return f"before the command finished; nothing was written in {folder}"
+    shown = ", ".join(entries[:6]) + (", ..." if len(entries) > 6 else "")
+    return f"before the command finished; written so far in {folder}: {shown}{hint}"
 
 
 def user_error(error: BaseException) -> str | None:
@@ -96,14 +108,18 @@ def _thread_error(args: threading.ExceptHookArgs) -> None:
 
 
 @contextmanager
-def one_line_errors(interrupted: str = "before the command finished; nothing was written") -> Iterator[None]:
+def one_line_errors(
+    interrupted: str | Callable[[], str] = "before the command finished; nothing was written",
+) -> Iterator[None]:
     """Every command's body runs inside this: errors the user can fix end it with one line, and SIGTERM
-    or Ctrl-C with ``error: interrupted by SIGTERM <interrupted>`` and status 143 or 130."""
+    or Ctrl-C with ``error: interrupted by SIGTERM <interrupted>`` and status 143 or 130; ``interrupted``
+    may be a function, called then, that says what the command had written by that time."""
     install_handlers()
     try:
         yield
     except BaseException as err:
-        if (stop := signals.signal_exit(err, interrupted)) is not None:
+        said = interrupted() if callable(interrupted) and signals.received(err) is not None else interrupted
+        if (stop := signals.signal_exit(err, said)) is not None:
             raise stop from None
         if not isinstance(err, Exception):
             raise

@@ -31,7 +31,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 from pima_lightning.atomic import write_json
 from pima_lightning.checks import number, whole
 from pima_lightning.cv import check_every_fold_holds_both_classes, fold_overrides, fold_rows
-from pima_lightning.errors import InputError, one_line_errors
+from pima_lightning.errors import InputError, one_line_errors, written_so_far
 from pima_lightning.evaluate import evaluate
 from pima_lightning.files import MAX_CSV_BYTES, check_regular, sha256_of
 from pima_lightning.member_runs import check_members_config, fit_members
@@ -279,7 +279,10 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
     if "max_epochs" not in names:
         log.info("trainer.max_epochs is set on the command line: every trial trains that many epochs")
 
+    started = set()  # the trials this process runs (another process may resume the same study)
+
     def objective(trial: optuna.Trial) -> float:
+        started.add(trial.number)
         trial_dir = output_dir / "trials" / str(trial.number)
         sampled = trial_overrides(trial, tune.space, names)
         common = ["trainer.enable_progress_bar=false", *train_overrides, *sampled, "test=false"]
@@ -327,7 +330,13 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
     done = sum(trial.state in FINISHED for trial in study.trials)
     if done < tune.n_trials:
         log.info("Running %d trials (%d of %d already finished)", tune.n_trials - done, done, tune.n_trials)
-        study.optimize(objective, n_trials=tune.n_trials - done)
+        try:
+            study.optimize(objective, n_trials=tune.n_trials - done)
+        except BaseException:  # a signal stops the search: its running trial failed, it does not run on
+            for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                if trial.number in started:
+                    study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            raise
     best = study.best_trial
     test_dir = output_dir / "best_test"
     test_dir.mkdir(exist_ok=True)
@@ -401,7 +410,10 @@ def spread_text(result: dict) -> str:
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the best trial's validation accuracy."""
     train_overrides = command_line_train_overrides("tune")  # they apply to every run it trains
-    with one_line_errors():
+    resume = (
+        f" (the running trial marked failed); rerun with hydra.run.dir={cfg.output_dir} to resume the study"
+    )
+    with one_line_errors(lambda: written_so_far(Path(cfg.output_dir), resume)):
         result = search(cfg, train_overrides, Path(cfg.output_dir))
     print(
         f"Best trial {result['best_trial']}: {result['best_params']}\n"

@@ -5,6 +5,7 @@ Each test fails on that code: a crafted file, a sentinel that must survive, a re
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -433,3 +434,30 @@ def test_cv_counts_rounding_differences_as_ties():
     paired = summary[f"{NETWORK} - {REFERENCE} acc"]
     assert (paired["network wins"], paired["ties"], paired["reference wins"]) == (3, 4, 3)
     assert "of 10 folds the network wins 3, ties 4, loses 3" in console_line(summary)
+
+
+def test_a_signal_to_tune_says_what_was_written_and_fails_its_running_trial(tmp_path):
+    """Row 9: after a signal tune said "nothing was written" while study.db and trials/ existed, and the
+    trial it was running stayed RUNNING in the study forever."""
+    import optuna
+
+    run_dir = tmp_path / "tune"
+    longer = [*TINY_TUNE[1:3], "tune.n_trials=50", "tune.space.max_epochs=[150]", *TINY_TUNE[4:]]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pima_lightning.tune", *longer, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (run_dir / "trials" / "1").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the second trial is running
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    said = stderr.strip().splitlines()[-1]
+    assert said.startswith(
+        f"error: interrupted by SIGTERM before the command finished; written so far in {run_dir}"
+    )
+    assert "study.db" in said and "trials" in said and f"rerun with hydra.run.dir={run_dir} to resume" in said
+    study = optuna.load_study(study_name="pima", storage=f"sqlite:///{run_dir / 'study.db'}")
+    states = [trial.state.name for trial in study.trials]
+    assert "RUNNING" not in states and states[-1] == "FAIL", states

@@ -5,12 +5,17 @@ when it failed), because under parallel or cluster launchers the jobs run in oth
 ``SweepSummary`` callback gathers those files in the launching process once every job has ended.
 """
 
+import contextlib
 import csv
 import io
 import json
 import logging
+import os
 import shlex
+import signal
 import statistics
+import sys
+import time
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -180,8 +185,111 @@ def report(sweep_dir: Path) -> tuple[list[dict], list[dict]]:
     return rows, failed
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (its launcher's workers and theirs), from ``/proc``; none elsewhere."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # a process that ended while listed
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, frontier = [], [pid]
+    while frontier:
+        frontier = [child for parent in frontier for child in children.get(parent, [])]
+        found += frontier
+    return found
+
+
+def _workers(pid: int) -> list[int]:
+    """The processes below ``pid`` but joblib's resource tracker, which ends by itself with ``pid`` (killed,
+    it is relaunched and prints a traceback after the sweep's last line)."""
+    workers = []
+    for process in _descendants(pid):
+        try:
+            command = Path(f"/proc/{process}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in command:
+            workers.append(process)
+    return workers
+
+
+def _end_workers(parent: int) -> None:
+    """End the sweep's worker processes: joblib's executor shut down as joblib does it (its semaphores and
+    folders cleaned up, its resource tracker told), then whatever is left of them killed."""
+    with contextlib.suppress(Exception):  # no joblib, or its executor already gone
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True, kill_workers=True)
+    for worker in _workers(parent):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)
+
+
+SWEEP_PROCESS = "PIMA_SWEEP_PROCESS"  # the launching process's id, for its jobs to know where they run
+INTERRUPTED = ".interrupted"  # in the sweep folder while a stopped sweep waits for its running jobs
+
+
+def launching_process() -> bool:
+    """Whether this job runs in the process that launched the sweep (the basic launcher)."""
+    return os.environ.get(SWEEP_PROCESS) == str(os.getpid())
+
+
+def sweep_interrupted(sweep_dir: Path) -> bool:
+    """Whether the sweep was stopped by a signal: a job that starts now does not run."""
+    return (sweep_dir / INTERRUPTED).exists()
+
+
+def running_jobs(sweep_dir: Path) -> list[Path]:
+    """The job folders that have started and hold no result yet."""
+    return [
+        path.parent.parent
+        for path in sweep_dir.glob("*/.hydra/overrides.yaml")
+        if not any((path.parent.parent / name).exists() for name in ("metrics.json", FAILURE_FILE))
+    ]
+
+
 class SweepSummary(Callback):
-    """Hydra callback: summarise the sweep when a multirun ends; exit non-zero if any job failed."""
+    """Hydra callback: summarise the sweep when a multirun ends; exit non-zero if any job failed.
+
+    A signal to the launching process of a parallel launcher (``hydra/launcher=joblib``), whose jobs run in
+    worker processes, stops the sweep honestly: the workers get the signal (a running job stops at its next
+    batch and records that it was interrupted; a job that starts later does not run), the running jobs are
+    waited for (``STOP_WAIT_S``), the workers ended, the summary of the jobs that ran written, one line
+    says so, and the exit status is 143 (SIGTERM) or 130 (Ctrl-C). Without this the launching process
+    ended at once, silently, and its workers trained on. (With the basic launcher the job runs in the
+    launching process, whose own handlers do the same.)
+    """
+
+    STOP_WAIT_S = 60
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        parent = os.getpid()
+        os.environ[SWEEP_PROCESS] = str(parent)
+
+        def stop(signum: int, frame) -> None:
+            if os.getpid() != parent:  # a forked worker that kept this handler: the job's own handlers rule
+                raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(143)
+            (sweep_dir / INTERRUPTED).touch()
+            for worker in _workers(parent):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker, signum)
+            deadline = time.monotonic() + self.STOP_WAIT_S
+            while running_jobs(sweep_dir) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            _end_workers(parent)
+            name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+            with contextlib.suppress(Exception):  # the one line and the exit status come whatever happens
+                report(sweep_dir)
+            (sweep_dir / INTERRUPTED).unlink(missing_ok=True)
+            print(f"error: interrupted by {name}: the sweep stopped, its workers with it; its summary covers "
+                  "the jobs that ran", file=sys.stderr, flush=True)  # fmt: skip
+            raise SystemExit(143 if signum == signal.SIGTERM else 130)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

@@ -41,7 +41,7 @@ from pima_lightning.relaunch import one_sweep_job
 from pima_lightning.resume import resumable_checkpoint
 from pima_lightning.run_record import result_lines, run_record
 from pima_lightning.summary import model_summary
-from pima_lightning.sweep import record_failure, report
+from pima_lightning.sweep import launching_process, record_failure, report, sweep_interrupted
 
 log = logging.getLogger(__name__)
 file_log = logging.getLogger("pima_lightning.file_only")  # the run's log file, not the console
@@ -296,6 +296,9 @@ def main(cfg: DictConfig) -> float | None:
     """
     install_handlers()
     multirun = in_multirun()
+    if multirun and sweep_interrupted(Path(HydraConfig.get().sweep.dir)):  # started after a signal
+        record_failure(Path(cfg.output_dir), "not run: the sweep was interrupted")
+        return float("nan")
     try:
         check_unknown_settings(cfg)
         with one_sweep_job():  # under DDP, its extra processes run this job and end with it
@@ -306,7 +309,7 @@ def main(cfg: DictConfig) -> float | None:
             stop := signals.signal_exit(err, "before the run finished; no metrics.json was written")
         ) is not None:  # a signal stops a sweep too, which still summarises the jobs that ran
             record_failure(Path(cfg.output_dir), f"interrupted by {signals.NAMES[signals.received(err)]}")
-            if multirun:
+            if multirun and launching_process():  # else the launching process summarises
                 report(Path(HydraConfig.get().sweep.dir))
                 print("error: the sweep stopped; its summary covers the jobs that ran", file=sys.stderr)
             raise stop from None

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -461,3 +462,48 @@ def test_a_signal_to_tune_says_what_was_written_and_fails_its_running_trial(tmp_
     study = optuna.load_study(study_name="pima", storage=f"sqlite:///{run_dir / 'study.db'}")
     states = [trial.state.name for trial in study.trials]
     assert "RUNNING" not in states and states[-1] == "FAIL", states
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below ``pid``, from /proc."""
+    children: dict[int, set[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), set()).add(
+                int(stat.parent.name)
+            )
+        except (OSError, IndexError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for parent in frontier for child in children.get(parent, ())} - found
+        found |= frontier
+    return found
+
+
+def test_sigterm_to_a_joblib_sweep_ends_its_workers_and_writes_the_summary(tmp_path):
+    """Row 9: SIGTERM to the parent of a joblib sweep exited 143 with no line and no summary, and the workers
+    trained on and wrote results after the sweep had "ended"."""
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "-m", "pima_lightning.train", "-m", "hydra/launcher=joblib"]
+    command += ["hydra.launcher.n_jobs=2", "seed=0,1,2,3", "trainer.max_epochs=150"]
+    command += [f"hydra.sweep.dir={sweep}", "trainer.enable_progress_bar=false"]
+    process = subprocess.Popen(command, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(list(sweep.glob("*/tensorboard"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)  # both workers train
+    workers = descendants(process.pid)
+    assert workers and process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143
+    assert stderr.strip().splitlines()[-1] == (
+        "error: interrupted by SIGTERM: the sweep stopped, its workers with it; its summary covers the jobs "
+        "that ran"
+    )
+    time.sleep(3)
+    assert not {pid for pid in workers if Path(f"/proc/{pid}").exists()}
+    jobs = (sweep / "jobs.csv").read_text()
+    assert jobs.count("interrupted by SIGTERM") == 2
+    assert not list(sweep.glob("*/metrics.json"))  # no worker went on to finish a job after the sweep ended

@@ -11,7 +11,6 @@ This file imports torch, Lightning and torchmetrics only: copy it into a project
 """
 
 from collections.abc import Sequence
-from itertools import pairwise
 
 import lightning as L
 import torch
@@ -64,7 +63,7 @@ class Standardize(nn.Module):
 def parameter_count(n_features: int, hidden: Sequence[int], copies: int = 1) -> int:
     """How many weights and biases ``copies`` networks of these sizes have together."""
     sizes = [n_features, *hidden, 1]
-    return copies * sum(inputs * units + units for inputs, units in pairwise(sizes))
+    return copies * sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(sizes) - 1))
 
 
 def check_size(n_features: int, hidden: Sequence[int], copies: int = 1) -> None:

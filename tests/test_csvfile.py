@@ -140,8 +140,12 @@ def test_non_utf8_file_is_reported(tmp_path):
 def test_feature_rows_accept_8_or_9_columns_and_ignore_the_label(tmp_path, pima_csv):
     features, _ = read_pima_csv(pima_csv)
     np.testing.assert_array_equal(read_feature_rows(pima_csv, 8), features)
-    unlabelled = write(tmp_path, ",".join(HEADER.split(",")[:8]) + "\n" + ROW0[:-2] + "\n" + ROW1[:-2] + "\n")
+    unlabelled = write(tmp_path, ROW0[:-2] + "\n" + ROW1[:-2] + "\n")
     np.testing.assert_array_equal(read_feature_rows(unlabelled, 8), features[:2])
+    # a header, with no feature names to match it against, is refused rather than read by position (issue 25)
+    headed = write(tmp_path, ",".join(HEADER.split(",")[:8]) + "\n" + ROW0[:-2] + "\n", name="headed.csv")
+    with pytest.raises(InputError, match=r"its header names columns .* cannot be matched by name"):
+        read_feature_rows(headed, 8)
     odd_labels = write(tmp_path, ROW0[:-1] + "yes\n" + ROW1[:-1] + "7\n", name="odd.csv")
     np.testing.assert_array_equal(read_feature_rows(odd_labels, 8), features[:2])
 

@@ -47,12 +47,14 @@ def job_run_name() -> str:
 
 
 def run_name() -> str | None:
-    """A run's name in MLflow: its overrides (``optimizer=adam,seed=1``), or its folder's name when it has
-    none; None outside Hydra (MLflow then draws one). The ``${run_name:}`` resolver of
+    """A run's name in MLflow: its overrides (``optimizer=adam,seed=1``) but the logger's, or its folder's
+    name when it has none; None outside Hydra (MLflow then draws one). The ``${run_name:}`` resolver of
     ``conf/logger/mlflow.yaml``."""
     if not HydraConfig.initialized():
         return None
-    return HydraConfig.get().job.override_dirname or Path(HydraConfig.get().runtime.output_dir).name
+    # not logger=mlflow, which every run of the store shares
+    named = sorted(o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("logger"))
+    return ",".join(named) or Path(HydraConfig.get().runtime.output_dir).name
 
 
 def write_hparams_session(log_dir: str, params: dict) -> None:

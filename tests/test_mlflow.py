@@ -28,13 +28,14 @@ def test_an_mlflow_run_holds_params_metric_history_and_artifacts(train_cli, tmp_
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/outputs/mlflow.db")  # the cwd's outputs/
     (run,) = client.search_runs([client.get_experiment_by_name("pima_lightning").experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == (
-        "logger=mlflow,optimizer=adam,trainer.enable_progress_bar=false,trainer.max_epochs=3"
+        "optimizer=adam,trainer.enable_progress_bar=false,trainer.max_epochs=3"  # not logger=mlflow
     )
     assert run.data.params["optimizer"] == "Adam" and run.data.params["lr"] == "0.001"
     assert run.data.params["batch_size"] == "10" and run.data.params["max_epochs"] == "3"
     recorded = json.loads((run_dir / "metrics.json").read_text())
     history = client.get_metric_history(run.info.run_id, "val/loss")
     assert len(history) == 3 and history[-1].value == pytest.approx(recorded["val/loss"])
+    assert [point.step for point in history] == [0, 1, 2]  # epochs on MLflow's x-axis, as TensorBoard's
     assert run.data.metrics["test/acc"] == pytest.approx(recorded["test/acc"])
     stored = artifacts(client, run.info.run_id)
     assert {"test/roc_curve.png", "test/confusion_matrix.png", "test/precision_recall_curve.png"} <= set(
@@ -51,5 +52,5 @@ def test_many_loggers_writes_tensorboard_csv_and_mlflow(make_config):
     assert [entry._target_.rsplit(".", 1)[-1] for entry in cfg.logger.values()] == [
         "EpochTensorBoardLogger",  # Lightning's TensorBoardLogger, epochs on the x-axis
         "CSVLogger",
-        "MLFlowLogger",
+        "EpochMLFlowLogger",  # Lightning's MLFlowLogger, epochs on the x-axis
     ]

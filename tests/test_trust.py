@@ -507,3 +507,57 @@ def test_sigterm_to_a_joblib_sweep_ends_its_workers_and_writes_the_summary(tmp_p
     jobs = (sweep / "jobs.csv").read_text()
     assert jobs.count("interrupted by SIGTERM") == 2
     assert not list(sweep.glob("*/metrics.json"))  # no worker went on to finish a job after the sweep ended
+
+
+def test_three_first_mlflow_runs_at_once_all_succeed(tmp_path):
+    """Row 10: three first runs at once on a fresh MLflow store failed 2 of 3 (schema migration races)."""
+    pytest.importorskip("mlflow")
+    import mlflow
+
+    command = [sys.executable, "-m", "pima_lightning.train", *FAST, "logger=mlflow"]
+    runs = [
+        subprocess.Popen([*command, f"seed={seed}", f"hydra.run.dir={tmp_path / str(seed)}"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for seed in range(3)
+    ]  # fmt: skip
+    for run in runs:
+        _, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/outputs/mlflow.db")
+    experiment = client.get_experiment_by_name("pima_lightning")
+    names = sorted(run.info.run_name for run in client.search_runs([experiment.experiment_id]))
+    assert [name.split(",")[0] for name in names] == ["seed=0", "seed=1", "seed=2"]
+    assert not any("logger" in name for name in names)  # not named by the logger=mlflow all of them share
+
+
+@pytest.mark.parametrize("case", ["store is a folder", "empty name", "deleted experiment"])
+def test_an_unusable_mlflow_store_or_experiment_is_one_line_within_seconds(tmp_path, case):
+    """Row 10: a store path that is a folder or read-only took about 100 s of retries and 36 lines; a deleted
+    experiment was a 117-line traceback; an empty experiment name a traceback."""
+    pytest.importorskip("mlflow")
+    import mlflow
+
+    store = tmp_path / "store" / "mlflow.db"
+    overrides = [*FAST, "logger=mlflow", f"logger.mlflow.tracking_uri=sqlite:///{store}"]
+    expected = {
+        "store is a folder": f"error: logger.mlflow.tracking_uri: {store} is a folder; name a database file",
+        "empty name": "error: logger.mlflow.experiment_name is empty; name the MLflow experiment",
+        "deleted experiment": "error: logger.mlflow.experiment_name=pima_lightning: that MLflow experiment "
+        "is deleted (in the store's trash); restore it",
+    }[case]
+    store.parent.mkdir()
+    if case == "store is a folder":
+        store.mkdir()
+    elif case == "empty name":
+        overrides.append("logger.mlflow.experiment_name=''")
+    else:
+        client = mlflow.MlflowClient(f"sqlite:///{store}")
+        client.delete_experiment(client.create_experiment("pima_lightning"))
+    started = time.monotonic()
+    result = run_briefly(
+        "pima_lightning.train", *overrides, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
+    )
+    assert time.monotonic() - started < 60
+    assert result.returncode == 1
+    said = result.stderr.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith(expected), said

@@ -35,10 +35,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
             partial.unlink()
 
 
-def check_output(path: Path, option: str, keep: dict[str, str | Path]) -> None:
-    """Raise InputError unless ``path`` (set by ``option``) is a new name in an existing folder or an
-    existing regular file, and none of the files in ``keep`` (setting -> path: the input, the
-    checkpoint), which writing there would destroy."""
+def check_output(path: Path, option: str, keep: dict[str, str | Path]) -> Path:
+    """``path`` as written (``~`` expanded), after raising InputError unless it (set by ``option``) is a
+    new name in an existing folder or an existing regular file, and none of the files in ``keep`` (setting
+    -> path: the input, the checkpoint), which writing there would destroy. Write to the path it returns:
+    the checked one."""
     path = Path(path).expanduser()
     for setting, kept in keep.items():
         kept = Path(kept).expanduser()
@@ -50,6 +51,7 @@ def check_output(path: Path, option: str, keep: dict[str, str | Path]) -> None:
         raise InputError(f"{option}={path} is not a regular file (a device, pipe or socket); name a file")
     if not path.parent.is_dir():
         raise InputError(f"{option}={path}: the folder {path.parent} does not exist; create it first")
+    return path
 
 
 def _fsync(path: Path, flags: int) -> None:

@@ -40,6 +40,14 @@ def check_train_config(cfg: DictConfig) -> None:
             f"optimized_metric={metric}: expected a validation metric (val/acc, val/loss, val/auroc, ...); "
             "a sweeper must never select on the test rows"
         )
+    accelerator = str(cfg.trainer.get("accelerator", ""))
+    if (
+        accelerator in ("gpu", "cuda") and not torch.cuda.is_available()
+    ):  # Lightning: "No supported gpu backend"
+        raise InputError(
+            f"trainer.accelerator={accelerator}: no CUDA GPU is visible here (torch.cuda.is_available() is "
+            "False); train on the CPU with trainer=cpu (or trainer=ddp_cpu for several processes)"
+        )
     check_data_settings(cfg.data)
     check_model_settings(cfg.model)
     optimizer = OmegaConf.to_container(cfg.optimizer, resolve=True)

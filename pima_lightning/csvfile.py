@@ -32,6 +32,7 @@ MAX_LINE_CHARS = 65_536  # a row of 9 numbers takes under 100; a longer line is 
 MAX_MAGNITUDE = 1e30
 MISSING_MARKS = {"NA", "N/A", "NAN", "NULL", "NONE", "?", "-", "MISSING"}  # how tables write a missing value
 SCAN_BYTES = 1 << 20  # how much of a file is looked at a time for a character that is not blank
+QUOTED_CHARS = 16  # at most this much of a refused file's text is quoted in an error
 DELIMITERS = {";": "';'", "\t": "tab"}  # other delimiters a CSV is saved with, and what to call them
 
 
@@ -274,16 +275,15 @@ def _header(path: Path) -> list[str] | None:
         if not _is_header(cells):
             return None
         names = [cell.strip() for cell in cells]
-        if controlled := [name for name in names if CONTROL.search(name)]:
-            raise InputError(
-                f"{path}, line 1: the header name {printable(controlled[0])[:80]!r} holds a control "
-                "character; "
+        if controlled := [column for column, name in enumerate(names) if CONTROL.search(name)]:
+            raise InputError(  # not quoted: such a "header" is likely no CSV at all (/proc/self/environ)
+                f"{path}, line 1: the header name of column {controlled[0] + 1} holds a control character; "
                 "give every column a name of printable characters"
             )
         repeated = [name for name in dict.fromkeys(names) if names.count(name) > 1]
         if repeated:
             raise InputError(
-                f"{path}, line 1: the header names the column {repeated[0][:80]!r} more than once; "
+                f"{path}, line 1: the header names the column {_shown(repeated[0])} more than once; "
                 "give every column its own name"
             )
         return names
@@ -369,5 +369,7 @@ def _cell(path: Path, line: int, column: int, names: list[str] | None) -> str:
 
 
 def _shown(cell: str) -> str:
-    """A bad cell's text as an error line quotes it: stripped, control characters escaped, 40 at most."""
-    return repr(printable(cell.strip())[:40])
+    """A bad cell's text as an error line quotes it: stripped, control characters escaped, at most
+    ``QUOTED_CHARS``: enough to find the cell, too few to copy a file's secrets (``/proc/self/environ``)
+    into the console, the log and ``failure.json``."""
+    return repr(printable(cell.strip())[:QUOTED_CHARS])

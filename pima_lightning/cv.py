@@ -38,7 +38,7 @@ from pima_lightning.checks import whole
 from pima_lightning.data import FOLD_SCOPES, cross_validation_folds
 from pima_lightning.errors import InputError, one_line_errors, written_so_far
 from pima_lightning.member_runs import check_members_config, fit_members
-from pima_lightning.members import binary_scores, members_of
+from pima_lightning.members import MAX_SEEDS, binary_scores, members_of
 from pima_lightning.plots import save_figures
 from pima_lightning.sweep import csv_text
 from pima_lightning.train import command_line_train_overrides, train
@@ -98,7 +98,7 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
         raise InputError(f"cv.engine={cv.engine}: expected one of {', '.join(ENGINES)}")
     output_dir.mkdir(parents=True, exist_ok=True)
     if cv.engine == "members":
-        seeds = whole("cv.seeds", cv.seeds)
+        seeds = whole("cv.seeds", cv.seeds, 1, MAX_SEEDS)
         check_members_config(cfg, "cv")
         rows, members = members_rows(cfg, features, labels, splits, seeds, output_dir)
         write_text(output_dir / "members.csv", csv_text(members))

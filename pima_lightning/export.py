@@ -46,7 +46,7 @@ def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
     example = torch.zeros(2, model.hparams.n_features)  # export specialises sizes 0 and 1
     rows = {0: torch.export.Dim("rows")}
     path = Path(output) if output else Path(ckpt_path).with_suffix(SUFFIXES[fmt])
-    check_output(path, "output", {"ckpt_path": ckpt_path})
+    path = check_output(path, "output", {"ckpt_path": ckpt_path})
     with atomic_path(path) as partial:
         if fmt == "onnx":
             # weights inside the one file (external_data=False): a 193-parameter model needs no side file

@@ -31,6 +31,10 @@ from torch.utils.data import DataLoader, IterableDataset
 from pima_lightning.ensemble import StackedMLP
 from pima_lightning.model import MLP, NOTEBOOK_SGD, PROGRESS_BAR, SCORES, optimizers
 
+# seeds a fold (cv.seeds, tune.seeds): each is a network of its own in one run, so 10^6 of them ended in
+# a bad_alloc traceback; 1,000 x 10 folds of the notebook's network is 1.9M parameters
+MAX_SEEDS = 1_000
+
 
 @dataclass(frozen=True)
 class Member:

@@ -28,7 +28,7 @@ def predict(ckpt_path: str, input_path: str, output_path: Path) -> np.ndarray:
 
     Lightning's predict loop runs the model's ``predict_step`` over ``PimaDataModule.predict_dataloader``,
     which reads the checkpoint's feature columns (by name where both have names)."""
-    check_output(output_path, "output", {"input": input_path, "ckpt_path": ckpt_path})
+    output_path = check_output(output_path, "output", {"input": input_path, "ckpt_path": ckpt_path})
     model, _ = load_checkpoint(ckpt_path)
     batches = inference_trainer().predict(model, datamodule=PimaDataModule(predict_path=str(input_path)))
     probabilities = torch.cat(batches).numpy()
@@ -59,7 +59,7 @@ def main(cfg: DictConfig) -> None:
     for key, example in (("ckpt_path", "<run dir>/checkpoints/last.ckpt"), ("input", "rows.csv")):
         if OmegaConf.is_missing(cfg, key):
             raise SystemExit(f"error: no {key} given; pass {key}={example}")
-    output = Path(cfg.output or Path(cfg.output_dir) / "predictions.csv")
+    output = Path(cfg.output or Path(cfg.output_dir) / "predictions.csv").expanduser()
     with one_line_errors():
         probabilities = predict(cfg.ckpt_path, cfg.input, output)
     log.info(

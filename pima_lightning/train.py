@@ -51,6 +51,14 @@ warnings.filterwarnings(
 )
 OmegaConf.register_new_resolver("job_run_name", job_run_name, replace=True)  # conf/logger/*.yaml: version
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)  # conf/logger/mlflow.yaml: run_name
+# conf/callbacks/model_checkpoint.yaml: a checkpoint kept by a monitored metric is best.ckpt (train rewrites
+# last.ckpt with the last epoch's weights when the fit ends), compared every epoch
+OmegaConf.register_new_resolver(
+    "checkpoint_name", lambda monitor: "best" if monitor else "last", replace=True
+)
+OmegaConf.register_new_resolver(
+    "checkpoint_period", lambda monitor, every: 1 if monitor else every, replace=True
+)
 
 
 def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, float]:

@@ -35,7 +35,7 @@ from pima_lightning.errors import InputError, one_line_errors, written_so_far
 from pima_lightning.evaluate import evaluate
 from pima_lightning.files import MAX_CSV_BYTES, check_regular, sha256_of
 from pima_lightning.member_runs import check_members_config, fit_members
-from pima_lightning.members import members_of, worst_seed
+from pima_lightning.members import MAX_SEEDS, members_of, worst_seed
 from pima_lightning.train import command_line_train_overrides, train
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def check_search_settings(tune: DictConfig) -> None:
         whole(f"tune.{name}", tune[name], 0, 2**32 - 1)
     for name in ("startup_trials", "warmup_epochs"):
         whole(f"tune.{name}", tune[name], 0)
-    whole("tune.seeds", tune.seeds)
+    whole("tune.seeds", tune.seeds, 1, MAX_SEEDS)
     if tune.objective not in OBJECTIVES:
         raise InputError(f"tune.objective={tune.objective}: expected one of {', '.join(OBJECTIVES)}")
     number("tune.val_size", tune.val_size, 0, 1, low_open=True, high_open=True, what="a fraction")

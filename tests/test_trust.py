@@ -561,3 +561,84 @@ def test_an_unusable_mlflow_store_or_experiment_is_one_line_within_seconds(tmp_p
     assert result.returncode == 1
     said = result.stderr.strip().splitlines()
     assert len(said) == 1 and said[0].startswith(expected), said
+
+
+def test_a_resume_checkpoint_with_an_all_zero_random_state_is_one_line(
+    named_classes_run, make_config, tmp_path
+):
+    """Smaller rows: a resume checkpoint whose data-module random state is all zero was a traceback."""
+    from pima_lightning.errors import InputError
+    from pima_lightning.train import train
+
+    checkpoint = torch.load(named_classes_run / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["PimaDataModule"]["torch_rng_state"].zero_()
+    crafted = tmp_path / "zero.ckpt"
+    torch.save(checkpoint, crafted)
+    config = make_config(
+        *FAST, "trainer.max_epochs=4", "data.class_names=[healthy,diabetic]", f"ckpt_path={crafted}"
+    )
+    with pytest.raises(
+        InputError, match=r"cannot resume from it \(the data module's torch_rng_state: all zero"
+    ):
+        train(config)
+
+
+def test_cv_seeds_have_an_upper_bound(cli, tmp_path):
+    """Smaller rows: cv.seeds=1000000 ended in a bad_alloc traceback."""
+    result = cli("cv", "cv.seeds=1000000", run_dir=tmp_path / "cv")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: cv.seeds=1000000: expected a whole number from 1 to 1000"
+
+
+def test_a_tilde_output_is_written_where_it_was_checked(named_classes_run, cli, tmp_path):
+    """Smaller rows: output='~/x.csv' was expanded by the check but not by the write."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("6,148,72,35,0,33.6,0.627,50\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    checkpoint = named_classes_run / "checkpoints" / "last.ckpt"
+    result = subprocess.run(
+        [sys.executable, "-m", "pima_lightning.predict", f"ckpt_path={checkpoint}", f"input={rows}",
+         "output='~/scored.csv'", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(home)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (home / "scored.csv").read_text().startswith("probability,class\n")
+    assert not (tmp_path / "~").exists()
+
+
+def test_a_refused_file_is_quoted_by_a_few_characters_only(cli, tmp_path):
+    """Smaller rows: data.path=/proc/self/environ printed the environment into the error and failure.json."""
+    secret = "s3cr3t-value-that-must-not-be-printed"
+    result = subprocess.run(
+        [sys.executable, "-m", "pima_lightning.train", "data.path=/proc/self/environ",
+         f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "A_LIST": "x,y,z", "MY_TOKEN": secret},
+    )  # fmt: skip
+    assert result.returncode == 1 and result.stderr.startswith("error: /proc/self/environ, line 1: ")
+    assert "MY_TOKEN" not in result.stderr and secret[:8] not in result.stderr
+    assert secret[:8] not in (tmp_path / "run" / "failure.json").read_text()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message a machine without a GPU gives")
+def test_trainer_gpu_without_a_gpu_says_so(cli, tmp_path):
+    """Smaller rows: trainer=gpu on a machine without one said only Lightning's "No supported gpu backend"."""
+    result = cli("train", "trainer=gpu", run_dir=tmp_path / "run")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: trainer.accelerator=gpu: no CUDA GPU is visible here (torch.cuda.is_available() is False); "
+        "train on the CPU with trainer=cpu (or trainer=ddp_cpu for several processes)"
+    )
+
+
+def test_a_monitored_model_checkpoint_composes_and_tests_its_best_epoch(cli, tmp_path):
+    """Smaller rows: the template's ``callbacks.model_checkpoint.monitor=val/loss`` did not compose."""
+    run_dir = tmp_path / "run"
+    result = cli(
+        "train", *FAST, "callbacks.model_checkpoint.monitor=val/loss", "data.val_size=0.2", run_dir=run_dir
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["tested_checkpoint"] == str(run_dir / "checkpoints" / "best.ckpt")
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()  # the last epoch's, for evaluate and resume

@@ -35,6 +35,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pima_lightning.atomic import write_json, write_text
 from pima_lightning.checks import whole
+from pima_lightning.config_errors import one_line_config_errors
 from pima_lightning.data import FOLD_SCOPES, cross_validation_folds
 from pima_lightning.errors import InputError, one_line_errors, written_so_far
 from pima_lightning.member_runs import check_members_config, fit_members
@@ -314,6 +315,7 @@ def console_line(summary: dict) -> str:
     return line
 
 
+@one_line_config_errors("cv")
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="cv", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the network's mean accuracy over the folds."""

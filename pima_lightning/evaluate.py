@@ -20,6 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from pima_lightning.atomic import write_json
 from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.config_errors import one_line_config_errors
 from pima_lightning.data import PimaDataModule, Rows, row_fingerprints
 from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.files import MAX_CSV_BYTES, sha256_of
@@ -214,6 +215,7 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+@one_line_config_errors("evaluate")
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> dict:
     """Hydra entry point; returns the report."""

@@ -15,6 +15,7 @@ from torch import nn
 
 from pima_lightning.atomic import atomic_path, check_output
 from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.config_errors import one_line_config_errors
 from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.model import PimaClassifier
 
@@ -67,6 +68,7 @@ def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
     return path
 
 
+@one_line_config_errors("export")
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""

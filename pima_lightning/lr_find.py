@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 from pima_lightning.atomic import write_json
 from pima_lightning.checks import number, whole
 from pima_lightning.config_checks import MAX_SETTING
+from pima_lightning.config_errors import one_line_config_errors
 from pima_lightning.errors import InputError, one_line_errors, printable
 from pima_lightning.plots import save_figures
 from pima_lightning.train import datamodule_and_model, seed_and_threads
@@ -118,6 +119,7 @@ def curve(rates: list[float], losses: list[float], suggestion: float | None, mod
     return figure
 
 
+@one_line_config_errors("lr_find")
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="lr_find", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the suggested learning rate (None when the loss never fell steadily)."""

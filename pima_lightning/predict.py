@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.atomic import check_output, write_text
 from pima_lightning.checkpoint import load_checkpoint
+from pima_lightning.config_errors import one_line_config_errors
 from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError, one_line_errors
 from pima_lightning.evaluate import inference_trainer
@@ -53,6 +54,7 @@ def predict(ckpt_path: str, input_path: str, output_path: Path) -> np.ndarray:
     return probabilities
 
 
+@one_line_config_errors("predict")
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="predict", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""

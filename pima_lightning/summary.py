@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.config_checks import check_model_settings, check_model_size
+from pima_lightning.config_errors import one_line_config_errors
 from pima_lightning.errors import one_line_errors
 from pima_lightning.model import PimaClassifier
 
@@ -78,6 +79,7 @@ def describe_scaling(model: PimaClassifier) -> str:
     return f"z-score with training-row statistics ({model.preprocess.mean.numel()} means and scales)"
 
 
+@one_line_config_errors("summary")
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="summary", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Print the summary of a trained model (``ckpt_path=...``) or of the configured one."""

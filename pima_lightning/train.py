@@ -26,6 +26,7 @@ from pima_lightning.atomic import write_json
 from pima_lightning.callbacks import DivergenceCheck, ValidationLossHistory, interrupted
 from pima_lightning.checks import whole
 from pima_lightning.config_checks import check_model_size, check_train_config
+from pima_lightning.config_errors import one_line_config_errors
 from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError, exit_with_one_line, install_handlers
 from pima_lightning.evaluate import test_and_picture
@@ -293,6 +294,7 @@ def check_unknown_settings(cfg: DictConfig) -> None:
         raise InputError(f"{unknown[0]}: train has no such setting{hint}")
 
 
+@one_line_config_errors("config")
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns ``optimized_metric`` of the validation rows for a sweeper plugin (None

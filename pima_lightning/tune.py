@@ -30,6 +30,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.atomic import write_json
 from pima_lightning.checks import number, whole
+from pima_lightning.config_errors import one_line_config_errors
 from pima_lightning.cv import check_every_fold_holds_both_classes, fold_overrides, fold_rows
 from pima_lightning.errors import InputError, one_line_errors, written_so_far
 from pima_lightning.evaluate import evaluate
@@ -406,6 +407,7 @@ def spread_text(result: dict) -> str:
     )
 
 
+@one_line_config_errors("tune")
 @hydra.main(config_path="pkg://pima_lightning.conf", config_name="tune", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the best trial's validation accuracy."""

@@ -642,3 +642,19 @@ def test_a_monitored_model_checkpoint_composes_and_tests_its_best_epoch(cli, tmp
     record = json.loads((run_dir / "metrics.json").read_text())
     assert record["tested_checkpoint"] == str(run_dir / "checkpoints" / "best.ckpt")
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()  # the last epoch's, for evaluate and resume
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("trainer.max_epoch=5",
+         "error: trainer.max_epoch: no such setting; did you mean trainer.max_epochs or trainer.min_epochs?"),
+        ("optimizer=adamw", "error: optimizer=adamw: conf/optimizer/ has no such option; did you mean "
+         "optimizer=adam? its options: adam, sgd"),
+    ],
+)  # fmt: skip
+def test_hydras_errors_about_the_command_line_are_one_line(cli, override, expected):
+    """Smaller rows: a typo was Hydra's 5 lines suggesting a ``+`` that then fails; an unknown option 9."""
+    result = cli("train", override)
+    assert result.returncode == 1
+    assert result.stderr.strip() == expected

@@ -614,7 +614,7 @@ def test_a_refused_file_is_quoted_by_a_few_characters_only(cli, tmp_path):
         [sys.executable, "-m", "pima_lightning.train", "data.path=/proc/self/environ",
          f"hydra.run.dir={tmp_path / 'run'}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "A_LIST": "x,y,z", "MY_TOKEN": secret},
+        env={"MY_TOKEN": secret, "A_LIST": "x,y,z", **os.environ},  # the secret first: the first "cell"
     )  # fmt: skip
     assert result.returncode == 1 and result.stderr.startswith("error: /proc/self/environ, line 1: ")
     assert "MY_TOKEN" not in result.stderr and secret[:8] not in result.stderr

@@ -41,9 +41,8 @@ def check_train_config(cfg: DictConfig) -> None:
             "a sweeper must never select on the test rows"
         )
     accelerator = str(cfg.trainer.get("accelerator", ""))
-    if (
-        accelerator in ("gpu", "cuda") and not torch.cuda.is_available()
-    ):  # Lightning: "No supported gpu backend"
+    # Lightning's own refusal says only "No supported gpu backend found!"
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise InputError(
             f"trainer.accelerator={accelerator}: no CUDA GPU is visible here (torch.cuda.is_available() is "
             "False); train on the CPU with trainer=cpu (or trainer=ddp_cpu for several processes)"

@@ -115,9 +115,9 @@ def evaluate(
     if rows is None:
         rows = "all" if fitted_on is None and not same_file else "held_out"
     by_content = rows == "held_out" and not same_file  # another file: its rows the model was not fitted on
-    every_row = {"path": str(source.csv_path), "split": "none", "val_size": 0.0}
     if rows == "all" or by_content:
-        data_settings = {**every_row, "label_column": split["label_column"]}
+        every_row = {"split": "none", "val_size": 0.0, "label_column": split["label_column"]}
+        data_settings = {"path": str(source.csv_path), **every_row}
     else:
         data_settings = {"path": str(source.csv_path), **split}
     datamodule = PimaDataModule(**data_settings)

@@ -12,6 +12,14 @@ from lightning.pytorch.utilities import rank_zero_only
 from pima_lightning.errors import InputError
 
 
+def epoch_as_step(metrics: dict[str, float], step: int | None) -> tuple[dict[str, float], int | None]:
+    """The metrics without the ``epoch`` value Lightning adds, and that epoch as the step (``step`` when
+    none was added)."""
+    metrics = dict(metrics)
+    epoch = metrics.pop("epoch", None)
+    return metrics, step if epoch is None else int(epoch)
+
+
 class EpochTensorBoardLogger(TensorBoardLogger):
     """Lightning's ``TensorBoardLogger`` with epochs on TensorBoard's x-axis instead of optimizer steps.
 
@@ -34,9 +42,7 @@ class EpochTensorBoardLogger(TensorBoardLogger):
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if not self.epochs_on_x_axis:
             return super().log_metrics(metrics, step)
-        metrics = dict(metrics)
-        epoch = metrics.pop("epoch", None)
-        return super().log_metrics(metrics, step if epoch is None else int(epoch))
+        return super().log_metrics(*epoch_as_step(metrics, step))
 
 
 class EpochMLFlowLogger(MLFlowLogger):
@@ -92,9 +98,7 @@ class EpochMLFlowLogger(MLFlowLogger):
 
     @rank_zero_only
     def log_metrics(self, metrics, step=None) -> None:
-        metrics = dict(metrics)
-        epoch = metrics.pop("epoch", None)
-        return super().log_metrics(metrics, step if epoch is None else int(epoch))
+        return super().log_metrics(*epoch_as_step(metrics, step))
 
 
 def _sqlite_file(uri) -> Path | None:

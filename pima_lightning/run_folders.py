@@ -69,8 +69,7 @@ class RunFolders(Callback):
             return
         job_dir = Path(config.hydra.runtime.output_dir).absolute()
         if job_dir not in self.claimed:  # a sweep job
-            hydra_record = {".hydra", f"{config.hydra.job.name}.log"}
-            if others := earlier_run(job_dir, ignored=hydra_record):
+            if others := earlier_run(job_dir, ignored=hydra_record(config)):
                 self._restore_record(job_dir)
                 raise SystemExit(
                     f"error: hydra.sweep.subdir puts job {config.hydra.job.num} in {job_dir}, which holds "
@@ -117,11 +116,10 @@ class RunFolders(Callback):
 
         if continued(folder):
             return True
-        hydra_record = {".hydra", f"{config.hydra.job.name}.log"}
         return (
             folder == run_dir != output_dir
             and continued(output_dir)
-            and not earlier_run(folder, hydra_record)
+            and not earlier_run(folder, hydra_record(config))
         )
 
     def _restore_record(self, job_dir: Path) -> None:
@@ -135,6 +133,11 @@ class RunFolders(Callback):
             ("overrides.yaml", overrides),
         ):
             OmegaConf.save(OmegaConf.create(content), job_dir / ".hydra" / name)
+
+
+def hydra_record(config: DictConfig) -> set[str]:
+    """What Hydra writes into a job's folder before the command starts: ``.hydra/`` and the job's log."""
+    return {".hydra", f"{config.hydra.job.name}.log"}
 
 
 def _first_process() -> bool:

@@ -89,3 +89,19 @@ def read_scalars():
         return {tag: [event.value for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
     return read
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below ``pid``, read from /proc (the workers a signal must end with their parent)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # a process that ended while listed
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found

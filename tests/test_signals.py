@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import descendants
 
 # a callback that sends its own process a signal when a hook runs: the stage is certain, not a race
 SENDER = """
@@ -83,22 +84,6 @@ def test_sigterm_outside_any_trainer_is_an_honest_exit(tmp_path):
         result.stderr.strip()
         == "error: interrupted by SIGTERM before the command finished; nothing was written"
     )
-
-
-def descendants(pid: int) -> set[int]:
-    """The processes below ``pid``, read from /proc."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def start_cv(cwd: Path, run_dir: Path, *overrides: str) -> subprocess.Popen:

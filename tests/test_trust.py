@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST
+from conftest import FAST, descendants
 
 from pima_lightning.model import PimaClassifier
 
@@ -462,23 +462,6 @@ def test_a_signal_to_tune_says_what_was_written_and_fails_its_running_trial(tmp_
     study = optuna.load_study(study_name="pima", storage=f"sqlite:///{run_dir / 'study.db'}")
     states = [trial.state.name for trial in study.trials]
     assert "RUNNING" not in states and states[-1] == "FAIL", states
-
-
-def descendants(pid: int) -> set[int]:
-    """The processes below ``pid``, from /proc."""
-    children: dict[int, set[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), set()).add(
-                int(stat.parent.name)
-            )
-        except (OSError, IndexError):
-            continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for parent in frontier for child in children.get(parent, ())} - found
-        found |= frontier
-    return found
 
 
 def test_sigterm_to_a_joblib_sweep_ends_its_workers_and_writes_the_summary(tmp_path):

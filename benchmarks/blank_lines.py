@@ -14,8 +14,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-from pima_lightning.csvfile import read_labelled_csv
 from pima_lightning.errors import InputError
+from pima_lightning.inputs.csvfile import read_labelled_csv
 
 
 def seconds(action) -> float:

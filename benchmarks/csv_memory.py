@@ -21,10 +21,10 @@ from hydra.utils import instantiate
 
 READERS = {
     "read_labelled_csv": (
-        "from pima_lightning.csvfile import read_labelled_csv; table = read_labelled_csv(PATH)[0]"
+        "from pima_lightning.inputs.csvfile import read_labelled_csv; table = read_labelled_csv(PATH)[0]"
     ),
     "line by line": (
-        "from pima_lightning import csvfile; "
+        "from pima_lightning.inputs import csvfile; "
         "table = csvfile._parsed_line_by_line(PATH, 'data.path', csvfile.Columns(None, -1, None, ''), None)"
     ),
     "np.loadtxt": "import numpy as np; table = np.loadtxt(PATH, delimiter=',')",
@@ -33,7 +33,7 @@ MEASURE = """
 import resource, time
 from pathlib import Path
 import numpy as np
-import pima_lightning.csvfile
+import pima_lightning.inputs.csvfile
 PATH = Path({path!r})
 before = int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
 started = time.perf_counter()

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 
-from pima_lightning.cv import fold_overrides, fold_rows
-from pima_lightning.member_runs import fit_members
-from pima_lightning.members import members_of
+from pima_lightning.ensembles.fitting import fit_members
+from pima_lightning.ensembles.folds import fold_overrides, fold_rows
+from pima_lightning.ensembles.members import members_of
 
 
 def cv_process(*overrides: str) -> tuple[float, float]:

@@ -33,16 +33,17 @@ from sklearn.model_selection import cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pima_lightning.atomic import write_json, write_text
-from pima_lightning.checks import whole
-from pima_lightning.config_errors import one_line_config_errors
 from pima_lightning.data import FOLD_SCOPES, cross_validation_folds
-from pima_lightning.errors import InputError, one_line_errors, written_so_far
-from pima_lightning.member_runs import check_members_config, fit_members
-from pima_lightning.members import MAX_SEEDS, binary_scores, members_of
-from pima_lightning.plots import save_figures
-from pima_lightning.sweep import csv_text
-from pima_lightning.train import command_line_train_overrides, train
+from pima_lightning.ensembles.fitting import check_members_config, fit_members
+from pima_lightning.ensembles.folds import check_every_fold_holds_both_classes, fold_overrides, fold_rows
+from pima_lightning.ensembles.members import MAX_SEEDS, binary_scores, members_of
+from pima_lightning.errors import InputError
+from pima_lightning.runs.atomic import write_json, write_text
+from pima_lightning.runs.exits import one_line_config_errors, one_line_errors, written_so_far
+from pima_lightning.runs.plots import save_figures
+from pima_lightning.runs.sweep import csv_text
+from pima_lightning.runs.training import command_line_train_overrides, train
+from pima_lightning.settings.checks import whole
 
 log = logging.getLogger(__name__)
 
@@ -192,43 +193,12 @@ def members_rows(
     return rows, member_rows
 
 
-def check_every_fold_holds_both_classes(labels: np.ndarray, folds: int, setting: str = "cv.folds") -> None:
-    """Refuse folds of which some would hold no row of a class: their AUROC (and the baselines'
-    fits) would be undefined. Stratified folds hold a class in every fold when it has ``folds`` rows."""
-    counts = np.bincount(labels.astype(int), minlength=2)
-    if (fewest := int(counts.min())) < folds:
-        scarce = int(counts.argmin())
-        advice = f"use {setting}={fewest} or fewer" if fewest >= 2 else "cross-validation needs 2 or more"
-        raise InputError(
-            f"{setting}={folds}: class {scarce} has {fewest} of the {len(labels)} rows the folds split, so "
-            f"some folds would hold none of it and their AUROC is undefined; {advice}"
-        )
-
-
-def fold_overrides(folds: int, fold: int, fold_seed: int, scope: str) -> list[str]:
-    """The train overrides that make a run hold out fold ``fold`` of ``folds`` (``cv`` and ``tune``)."""
-    return [
-        f"data.folds={folds}",
-        f"data.fold={fold}",
-        f"data.fold_seed={fold_seed}",
-        f"data.fold_scope={scope}",
-    ]
-
-
 def _train_fold(fold_cfg: DictConfig) -> dict[str, float]:
     """One fold's training run. In a joblib worker, Lightning's notices (devices found, tips) would
     reach the console through Lightning's own handler: the command's logging config is not there."""
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     return train(fold_cfg)
-
-
-def fold_rows(fold_cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, list]:
-    """The rows the folds split and the folds themselves, as the data module made them."""
-    datamodule = instantiate(fold_cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    return datamodule.cv_features, datamodule.cv_labels, datamodule.cv_splits
 
 
 # scores closer than this are a tie: the network's are float32 (torchmetrics), the baselines' float64

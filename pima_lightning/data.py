@@ -12,10 +12,10 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader, TensorDataset
 
-from pima_lightning.csvfile import read_feature_rows, read_labelled_csv
-from pima_lightning.download import ensure_dataset
 from pima_lightning.errors import InputError
-from pima_lightning.files import MAX_CSV_BYTES, sha256_of
+from pima_lightning.inputs.csvfile import read_feature_rows, read_labelled_csv
+from pima_lightning.inputs.download import ensure_dataset
+from pima_lightning.inputs.files import MAX_CSV_BYTES, sha256_of
 
 DATASET_FILENAME = "pima-indians-diabetes.csv"
 DATASET_URL = "https://raw.githubusercontent.com/jbrownlee/Datasets/master/pima-indians-diabetes.data.csv"

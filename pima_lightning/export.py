@@ -13,11 +13,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from pima_lightning.atomic import atomic_path, check_output
-from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.config_errors import one_line_config_errors
-from pima_lightning.errors import InputError, one_line_errors
+from pima_lightning.errors import InputError
+from pima_lightning.inputs.checkpoint import load_checkpoint
 from pima_lightning.model import PimaClassifier
+from pima_lightning.runs.atomic import atomic_path, check_output
+from pima_lightning.runs.exits import one_line_config_errors, one_line_errors
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,14 @@ from lightning.pytorch.tuner import Tuner, lr_finder
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
-from pima_lightning.atomic import write_json
-from pima_lightning.checks import number, whole
-from pima_lightning.config_checks import MAX_SETTING
-from pima_lightning.config_errors import one_line_config_errors
-from pima_lightning.errors import InputError, one_line_errors, printable
-from pima_lightning.plots import save_figures
-from pima_lightning.train import datamodule_and_model, seed_and_threads
+from pima_lightning.errors import InputError
+from pima_lightning.inputs.files import printable
+from pima_lightning.runs.atomic import write_json
+from pima_lightning.runs.exits import one_line_config_errors, one_line_errors
+from pima_lightning.runs.plots import save_figures
+from pima_lightning.runs.training import datamodule_and_model, seed_and_threads
+from pima_lightning.settings.checks import number, whole
+from pima_lightning.settings.config_checks import MAX_SETTING
 
 log = logging.getLogger(__name__)
 MODES = ("exponential", "linear")  # how Lightning's finder steps from min_lr to max_lr

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from pima_lightning.atomic import check_output, write_text
-from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.config_errors import one_line_config_errors
 from pima_lightning.data import PimaDataModule
-from pima_lightning.errors import InputError, one_line_errors
-from pima_lightning.evaluate import inference_trainer
+from pima_lightning.errors import InputError
+from pima_lightning.inputs.checkpoint import load_checkpoint
+from pima_lightning.runs.atomic import check_output, write_text
+from pima_lightning.runs.evaluation import inference_trainer
+from pima_lightning.runs.exits import one_line_config_errors, one_line_errors
 
 log = logging.getLogger(__name__)
 

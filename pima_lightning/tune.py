@@ -28,16 +28,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna_integration import PyTorchLightningPruningCallback
 
-from pima_lightning.atomic import write_json
-from pima_lightning.checks import number, whole
-from pima_lightning.config_errors import one_line_config_errors
-from pima_lightning.cv import check_every_fold_holds_both_classes, fold_overrides, fold_rows
-from pima_lightning.errors import InputError, one_line_errors, written_so_far
-from pima_lightning.evaluate import evaluate
-from pima_lightning.files import MAX_CSV_BYTES, check_regular, sha256_of
-from pima_lightning.member_runs import check_members_config, fit_members
-from pima_lightning.members import MAX_SEEDS, members_of, worst_seed
-from pima_lightning.train import command_line_train_overrides, train
+from pima_lightning.ensembles.fitting import check_members_config, fit_members
+from pima_lightning.ensembles.folds import check_every_fold_holds_both_classes, fold_overrides, fold_rows
+from pima_lightning.ensembles.members import MAX_SEEDS, members_of, worst_seed
+from pima_lightning.errors import InputError
+from pima_lightning.inputs.files import MAX_CSV_BYTES, check_regular, sha256_of
+from pima_lightning.runs.atomic import write_json
+from pima_lightning.runs.evaluation import evaluate
+from pima_lightning.runs.exits import one_line_config_errors, one_line_errors, written_so_far
+from pima_lightning.runs.training import command_line_train_overrides, train
+from pima_lightning.settings.checks import number, whole
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from conftest import predicted_probabilities
 
-from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.csvfile import read_labelled_csv
 from pima_lightning.errors import InputError
 from pima_lightning.evaluate import evaluate
+from pima_lightning.inputs.checkpoint import load_checkpoint
+from pima_lightning.inputs.csvfile import read_labelled_csv
 from pima_lightning.predict import predict
 
 NAMES = ["age", "dose", "outcome", "weight", "score", "pressure"]  # the label is the third column

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pima_lightning.atomic import write_json
-from pima_lightning.errors import exit_with_one_line
+from pima_lightning.runs.atomic import write_json
+from pima_lightning.runs.exits import exit_with_one_line
 from pima_lightning.train import main
 
 QUIET = ["trainer.enable_progress_bar=false"]
@@ -143,7 +143,7 @@ def test_export_refuses_to_write_over_its_checkpoint(cli, checkpoint):
 def test_a_background_threads_error_is_one_warning_line(monkeypatch, capsys, caplog):
     """TensorBoard's event writer fails in its own thread on a full disk; Python's default hook printed
     a traceback, cut short as the process exited, before the command's own error line."""
-    from pima_lightning import errors
+    from pima_lightning.runs import exits as errors
 
     monkeypatch.setattr(threading, "excepthook", errors._thread_error)  # what install_handlers sets
 

@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
-from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.config_checks import check_buildable_config
 from pima_lightning.errors import InputError
+from pima_lightning.inputs.checkpoint import load_checkpoint
+from pima_lightning.settings.config_checks import check_buildable_config
 from pima_lightning.train import train
 
 
@@ -193,7 +193,7 @@ def test_a_resume_checkpoints_callback_paths_outside_the_run_are_not_restored(ge
             overrides=[f"output_dir={run_dir}", "trainer.max_epochs=11", "trainer.limit_train_batches=5",
                        "trainer.enable_progress_bar=false", f"ckpt_path={crafted}"],
         )  # fmt: skip
-    with caplog.at_level("INFO", logger="pima_lightning.resume"):
+    with caplog.at_level("INFO", logger="pima_lightning.runs.resume"):
         train(cfg)
     assert (sentinel / "precious.txt").read_text() == "still here"
     assert f"local://{sentinel}" in caplog.text and "not restored" in caplog.text

@@ -4,9 +4,9 @@ import re
 import numpy as np
 import pytest
 
-from pima_lightning import csvfile
-from pima_lightning.csvfile import Columns, read_feature_rows, read_labelled_csv
 from pima_lightning.errors import InputError
+from pima_lightning.inputs import csvfile
+from pima_lightning.inputs.csvfile import Columns, read_feature_rows, read_labelled_csv
 
 HEADER = "Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,BMI,DiabetesPedigreeFunction,Age,Outcome"
 ROW0 = "6,148,72,35,0,33.6,0.627,50,1"

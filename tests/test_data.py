@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from pima_lightning.config_checks import check_data_settings
 from pima_lightning.data import DATASET_FILENAME, DATASET_SHA256, PimaDataModule
-from pima_lightning.ensemble import EnsembleDataModule, ReplicaBatchSampler
+from pima_lightning.ensembles.replicas import EnsembleDataModule, ReplicaBatchSampler
 from pima_lightning.errors import InputError
+from pima_lightning.settings.config_checks import check_data_settings
 
 
 def setup_module_for(path, replicas: int = 1, **kwargs) -> PimaDataModule:

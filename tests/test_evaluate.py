@@ -6,9 +6,9 @@ from conftest import predicted_probabilities
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.errors import InputError
 from pima_lightning.evaluate import evaluate
+from pima_lightning.inputs.checkpoint import load_checkpoint
 from pima_lightning.train import train
 
 PICTURES = ("roc_curve.png", "precision_recall_curve.png", "confusion_matrix.png")

@@ -7,9 +7,9 @@ import torch
 from conftest import predicted_probabilities
 from hydra import compose, initialize_config_module
 
-from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.errors import InputError
 from pima_lightning.export import export
+from pima_lightning.inputs.checkpoint import load_checkpoint
 from pima_lightning.train import train
 
 

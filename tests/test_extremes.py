@@ -6,9 +6,10 @@ control characters."""
 import pytest
 import torch
 
-from pima_lightning.checkpoint import load_checkpoint
-from pima_lightning.csvfile import read_labelled_csv
-from pima_lightning.errors import InputError, user_error
+from pima_lightning.errors import InputError
+from pima_lightning.inputs.checkpoint import load_checkpoint
+from pima_lightning.inputs.csvfile import read_labelled_csv
+from pima_lightning.runs.exits import user_error
 
 ROW = "6,148,72,35,0,33.6,0.627,50"
 

@@ -9,9 +9,9 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.nn import functional as F
 
-from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.data import PimaDataModule
-from pima_lightning.train import datamodule_and_model
+from pima_lightning.inputs.checkpoint import load_checkpoint
+from pima_lightning.runs.training import datamodule_and_model
 
 QUIET = ["trainer.enable_progress_bar=false"]
 SHORT = ["trainer.max_epochs=1", "trainer.limit_train_batches=10"]  # 10 minibatch steps

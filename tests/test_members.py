@@ -14,8 +14,8 @@ from torchmetrics.functional.classification import binary_accuracy, binary_auroc
 
 from pima_lightning.cv import cross_validation
 from pima_lightning.data import PimaDataModule
+from pima_lightning.ensembles.members import MembersClassifier, MembersDataModule, members_of, worst_seed
 from pima_lightning.errors import InputError
-from pima_lightning.members import MembersClassifier, MembersDataModule, members_of, worst_seed
 from pima_lightning.model import PimaClassifier
 
 

@@ -9,7 +9,7 @@ from torchmetrics.functional.classification import (
     binary_recall,
 )
 
-from pima_lightning.metrics import StageMetrics
+from pima_lightning.ensembles.metrics import StageMetrics
 
 TORCHMETRICS = {
     "acc": binary_accuracy,

@@ -4,10 +4,10 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from pima_lightning.config_checks import check_model_settings
-from pima_lightning.ensemble import EnsembleClassifier, StackedMLP
+from pima_lightning.ensembles.replicas import EnsembleClassifier, StackedMLP
 from pima_lightning.errors import InputError
 from pima_lightning.model import MLP, PimaClassifier
+from pima_lightning.settings.config_checks import check_model_settings
 
 
 @pytest.fixture

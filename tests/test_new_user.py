@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pima_lightning.data import PimaDataModule
-from pima_lightning.plots import diagnostic_figures
-from pima_lightning.run_record import result_lines
+from pima_lightning.runs.plots import diagnostic_figures
+from pima_lightning.runs.record import result_lines
 from pima_lightning.train import train
 
 QUIET = ["trainer.enable_progress_bar=false"]

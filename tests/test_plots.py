@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from pima_lightning.plots import TITLES, diagnostic_figures
+from pima_lightning.runs.plots import TITLES, diagnostic_figures
 
 LONGEST_TITLES = ["254 rows (held out, data.split=random)", "768 rows (every row)", "254 held-out rows"]
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from pima_lightning.errors import user_error
+from pima_lightning.runs.exits import user_error
 from pima_lightning.train import train
 
 QUIET = ["trainer.enable_progress_bar=false"]

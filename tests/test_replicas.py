@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import predicted_probabilities
 
-from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.data import PimaDataModule
 from pima_lightning.evaluate import evaluate, format_report
+from pima_lightning.inputs.checkpoint import load_checkpoint
 from pima_lightning.predict import predict
 from pima_lightning.train import train
 

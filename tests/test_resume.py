@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import compose_config
 
-from pima_lightning.checkpoint import load_checkpoint
 from pima_lightning.errors import InputError
+from pima_lightning.inputs.checkpoint import load_checkpoint
 from pima_lightning.train import train
 
 SHORT = ["trainer.limit_train_batches=5", "trainer.enable_progress_bar=false"]
@@ -129,7 +129,7 @@ def peak_memory_of_loading(path) -> tuple[str, int]:
     process that had already imported the package (so the figure does not depend on torch's import size)."""
     code = (
         "import resource, sys\n"
-        "from pima_lightning.checkpoint import load_checkpoint\n"
+        "from pima_lightning.inputs.checkpoint import load_checkpoint\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n    load_checkpoint(sys.argv[1])\n    print('loaded')\n"
         "except ValueError as err:\n    print(err)\n"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pima_lightning.run_folders import make_folder
+from pima_lightning.runs.folders import make_folder
 
 QUIET = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 

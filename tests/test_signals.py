@@ -75,7 +75,7 @@ def test_sigterm_outside_any_trainer_is_an_honest_exit(tmp_path):
     """Between stages no Lightning handler runs: Python's default would end the process unannounced."""
     code = (
         "import os, signal, time\n"
-        "from pima_lightning.errors import one_line_errors\n"
+        "from pima_lightning.runs.exits import one_line_errors\n"
         "with one_line_errors():\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(30)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from pima_lightning.ensemble import EnsembleClassifier
+from pima_lightning.ensembles.replicas import EnsembleClassifier
 from pima_lightning.model import PimaClassifier
 from pima_lightning.summary import model_summary
 

@@ -4,8 +4,8 @@ import os
 import pytest
 from PIL import Image
 
-from pima_lightning.atomic import write_json
-from pima_lightning.sweep import collect_jobs, format_groups, group_jobs
+from pima_lightning.runs.atomic import write_json
+from pima_lightning.runs.sweep import collect_jobs, format_groups, group_jobs
 
 FAST = ["trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
 
@@ -140,7 +140,7 @@ def test_slurm_launcher_config_composes_for_cluster_users():
 
 def test_the_accuracy_chart_keeps_its_legend_off_the_points(tmp_path):
     """Inside the axes (lower right), the legend hid the point of a group that scored low."""
-    from pima_lightning.sweep import accuracy_chart
+    from pima_lightning.runs.sweep import accuracy_chart
 
     for number, (optimizer, acc) in enumerate([("sgd", 0.75), ("adam", 0.64), ("sgd", 0.77), ("adam", 0.64)]):
         fake_job(tmp_path, number, [f"optimizer={optimizer}", f"seed={number}"], acc)

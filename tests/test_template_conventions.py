@@ -8,9 +8,9 @@ import json
 import pytest
 from hydra.utils import instantiate
 
-from pima_lightning.config_checks import check_train_config
 from pima_lightning.data import DATASET_FILENAME, PimaDataModule
 from pima_lightning.errors import InputError
+from pima_lightning.settings.config_checks import check_train_config
 from pima_lightning.train import check_unknown_settings, main, train
 
 QUIET = ["trainer.enable_progress_bar=false"]

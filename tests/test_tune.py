@@ -8,8 +8,8 @@ from hydra import compose, initialize_config_module
 from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.data import PimaDataModule
+from pima_lightning.ensembles.members import MembersDataModule
 from pima_lightning.errors import InputError
-from pima_lightning.members import MembersDataModule
 from pima_lightning.train import train
 from pima_lightning.tune import search
 

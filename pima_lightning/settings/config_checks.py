@@ -12,10 +12,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from pima_lightning.checks import check_layers, check_network_size, flag, number, whole
 from pima_lightning.data import FOLD_SCOPES, SPLITS
 from pima_lightning.errors import InputError
 from pima_lightning.model import settings, torch_class
+from pima_lightning.settings.checks import check_layers, check_network_size, flag, number, whole
 
 # what the optimizer and scheduler configs may build: a class of this module, a subclass of that base
 BUILDABLE = {

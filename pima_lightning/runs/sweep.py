@@ -22,9 +22,9 @@ from hydra.experimental.callback import Callback
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
-from pima_lightning.atomic import write_json, write_text
 from pima_lightning.errors import InputError
-from pima_lightning.plots import save_figures
+from pima_lightning.runs.atomic import write_json, write_text
+from pima_lightning.runs.plots import save_figures
 
 log = logging.getLogger(__name__)
 

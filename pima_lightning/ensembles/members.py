@@ -28,7 +28,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset
 
-from pima_lightning.ensemble import StackedMLP
+from pima_lightning.ensembles.replicas import StackedMLP
 from pima_lightning.model import MLP, NOTEBOOK_SGD, PROGRESS_BAR, SCORES, optimizers
 
 # seeds a fold (cv.seeds, tune.seeds): each is a network of its own in one run, so 10^6 of them ended in

@@ -11,11 +11,11 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pima_lightning.callbacks import console_progress
-from pima_lightning.config_checks import check_model_size, check_train_config
+from pima_lightning.ensembles.members import Member, MembersClassifier, MembersDataModule
 from pima_lightning.errors import InputError
-from pima_lightning.members import Member, MembersClassifier, MembersDataModule
-from pima_lightning.train import seed_and_threads
+from pima_lightning.runs.callbacks import console_progress
+from pima_lightning.runs.training import seed_and_threads
+from pima_lightning.settings.config_checks import check_model_size, check_train_config
 
 log = logging.getLogger(__name__)
 # MemberBatches is an IterableDataset with a length; Lightning's notice concerns worker processes, which

@@ -16,13 +16,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from pima_lightning.checks import check_network_size, number, whole
-from pima_lightning.config_checks import check_buildable_config
 from pima_lightning.data import FOLD_SCOPES, SPLITS
-from pima_lightning.ensemble import classifier
-from pima_lightning.errors import CONTROL, InputError, printable
-from pima_lightning.files import MAX_CHECKPOINT_BYTES, check_regular
+from pima_lightning.ensembles.replicas import classifier
+from pima_lightning.errors import InputError
+from pima_lightning.inputs.files import CONTROL, MAX_CHECKPOINT_BYTES, check_regular, printable
 from pima_lightning.model import PimaClassifier, parameter_count
+from pima_lightning.settings.checks import check_network_size, number, whole
+from pima_lightning.settings.config_checks import check_buildable_config
 
 log = logging.getLogger(__name__)
 MAX_DEPTH = 20  # levels of nesting a checkpoint may have (a real one has 7)

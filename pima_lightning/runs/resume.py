@@ -29,8 +29,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.migration import migrate_checkpoint
 from packaging.version import InvalidVersion, Version
 
-from pima_lightning.checkpoint import network, read_checkpoint
 from pima_lightning.errors import InputError
+from pima_lightning.inputs.checkpoint import network, read_checkpoint
 from pima_lightning.model import PimaClassifier
 
 log = logging.getLogger(__name__)

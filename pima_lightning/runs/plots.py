@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
-from pima_lightning.atomic import atomic_path
+from pima_lightning.runs.atomic import atomic_path
 
 TITLE_CHARS = 40  # characters a title line holds in a 5-inch figure at matplotlib's suptitle size
 TITLES = {

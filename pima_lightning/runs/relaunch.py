@@ -18,7 +18,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import read_write
 
-from pima_lightning.hparams import in_multirun
+from pima_lightning.runs.hparams import in_multirun
 
 # what Lightning's subprocess launcher sets in its own process's environment
 DDP_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from pima_lightning.data import PimaDataModule
-from pima_lightning.metrics import StageMetrics
+from pima_lightning.ensembles.metrics import StageMetrics
 from pima_lightning.model import PROGRESS_BAR, PimaClassifier, Standardize, check_size
 
 

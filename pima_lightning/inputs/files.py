@@ -9,6 +9,7 @@ but a regular file of at most the caller's size.
 
 import hashlib
 import os
+import re
 import stat
 from pathlib import Path
 from typing import BinaryIO
@@ -18,6 +19,13 @@ from pima_lightning.errors import InputError
 GiB = 1 << 30
 MAX_CSV_BYTES = 4 * GiB  # a table to train on or score; numpy's reader holds about 2x its float32 size
 MAX_CHECKPOINT_BYTES = 2 * GiB  # the largest network (MAX_PARAMETERS float32) with Adam's two moments
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0 and C1 control characters, DEL
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped (``\\x1b``, ``\\r``): what a file, a checkpoint
+    or a path holds is never sent raw to a terminal, where an escape sequence could rewrite it."""
+    return CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 def open_regular(path: str | Path, setting: str, max_bytes: int, kind: str = "") -> BinaryIO:

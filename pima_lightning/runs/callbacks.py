@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from pima_lightning.errors import InputError
-from pima_lightning.signals import signal_exit
+from pima_lightning.runs.signals import signal_exit
 
 log = logging.getLogger(__name__)
 # what an epoch line shows, as Keras's fit() names it, and where Lightning's metrics hold it

@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pima_lightning.errors import CONTROL, InputError, printable
-from pima_lightning.files import MAX_CSV_BYTES, check_regular
+from pima_lightning.errors import InputError
+from pima_lightning.inputs.files import CONTROL, MAX_CSV_BYTES, check_regular, printable
 
 MAX_LINE_CHARS = 65_536  # a row of 9 numbers takes under 100; a longer line is not a row of numbers
 # the model computes in float32 (largest 3.4e38); values beyond this bound could overflow it even once

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from pima_lightning.atomic import write_bytes
+from pima_lightning.runs.atomic import write_bytes
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -7,7 +7,7 @@ from urllib.error import URLError
 from torch.hub import download_url_to_file
 
 from pima_lightning.errors import InputError
-from pima_lightning.files import sha256_of
+from pima_lightning.inputs.files import sha256_of
 
 MAX_DATASET_BYTES = 1 << 20  # the public copy holds 23,279 bytes: a cached file far larger is not it
 

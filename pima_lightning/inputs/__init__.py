@@ -1,0 +1,1 @@
+"""Reading untrusted files: CSVs, the downloaded dataset, checkpoints (read, checked, never executed)."""

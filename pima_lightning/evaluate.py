@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.runs.evaluation import evaluate, format_report
-from pima_lightning.runs.exits import one_line_config_errors, one_line_errors
+from pima_lightning.runs.exits import error_exit, one_line_config_errors, one_line_errors
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def main(cfg: DictConfig) -> dict:
     """Hydra entry point; returns the report."""
     if OmegaConf.is_missing(cfg, "ckpt_path"):
-        raise SystemExit("error: no checkpoint given; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
+        raise error_exit("no checkpoint given; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
     with one_line_errors():
         report = evaluate(
             cfg.ckpt_path, Path(cfg.output_dir), cfg.data.path, cfg.data.rows, cfg.data.data_dir

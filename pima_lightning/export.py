@@ -17,7 +17,7 @@ from pima_lightning.errors import InputError
 from pima_lightning.inputs.checkpoint import load_checkpoint
 from pima_lightning.model import PimaClassifier
 from pima_lightning.runs.atomic import atomic_path, check_output
-from pima_lightning.runs.exits import one_line_config_errors, one_line_errors
+from pima_lightning.runs.exits import error_exit, one_line_config_errors, one_line_errors
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,12 @@ def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
 def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     if OmegaConf.is_missing(cfg, "ckpt_path"):
-        raise SystemExit("error: no checkpoint given; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
+        raise error_exit("no checkpoint given; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
     try:
         with one_line_errors():
             path = export(cfg.ckpt_path, cfg.format, cfg.output)
     except ImportError as err:
-        raise SystemExit(f"error: {err.name} is missing; pip install 'pima-lightning[export]'") from None
+        raise error_exit(f"{err.name} is missing; pip install 'pima-lightning[export]'") from None
     log.info("Wrote %s", path)
 
 

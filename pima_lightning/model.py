@@ -41,6 +41,7 @@ SCORES = {
     "precision": binary_precision,
     "recall": binary_recall,
 }
+METRICS = ("loss", *SCORES)  # every figure a stage logs (train: loss and acc only), in the order reports show
 
 
 class Standardize(nn.Module):
@@ -133,7 +134,8 @@ def torch_class(config: dict, module, base: type) -> type:
 
 
 def settings(config: dict) -> dict:
-    """A Hydra-style config's keyword arguments: everything but ``_target_`` and ``_partial_``."""
+    """A Hydra-style config's keyword arguments: everything but ``_target_`` (and ``_partial_``, which
+    checkpoints written by earlier versions hold)."""
     return {key: value for key, value in config.items() if key not in ("_target_", "_partial_")}
 
 

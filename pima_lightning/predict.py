@@ -19,7 +19,7 @@ from pima_lightning.errors import InputError
 from pima_lightning.inputs.checkpoint import load_checkpoint
 from pima_lightning.runs.atomic import check_output, write_text
 from pima_lightning.runs.evaluation import inference_trainer
-from pima_lightning.runs.exits import one_line_config_errors, one_line_errors
+from pima_lightning.runs.exits import error_exit, one_line_config_errors, one_line_errors
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def main(cfg: DictConfig) -> None:
     """Hydra entry point."""
     for key, example in (("ckpt_path", "<run dir>/checkpoints/last.ckpt"), ("input", "rows.csv")):
         if OmegaConf.is_missing(cfg, key):
-            raise SystemExit(f"error: no {key} given; pass {key}={example}")
+            raise error_exit(f"no {key} given; pass {key}={example}")
     output = Path(cfg.output or Path(cfg.output_dir) / "predictions.csv").expanduser()
     with one_line_errors():
         probabilities = predict(cfg.ckpt_path, cfg.input, output)

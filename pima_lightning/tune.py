@@ -28,11 +28,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna_integration import PyTorchLightningPruningCallback
 
+from pima_lightning.ensembles.classifier import worst_seed
 from pima_lightning.ensembles.fitting import check_members_config, fit_members
 from pima_lightning.ensembles.folds import check_every_fold_holds_both_classes, fold_overrides, fold_rows
-from pima_lightning.ensembles.members import MAX_SEEDS, members_of, worst_seed
+from pima_lightning.ensembles.members import MAX_SEEDS, members_of
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.files import MAX_CSV_BYTES, check_regular, sha256_of
+from pima_lightning.model import SCORES
 from pima_lightning.runs.atomic import write_json
 from pima_lightning.runs.evaluation import evaluate
 from pima_lightning.runs.exits import one_line_config_errors, one_line_errors, written_so_far
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 # what a trial of tune.folds x tune.seeds members scores, and the metric pruning reads each epoch
 OBJECTIVES = {"worst_seed": "val/acc_worst_seed", "mean": "val/acc"}
 SAMPLED = {"optimizer", "lr", "weight_decay", "batch_size", "dropout", "max_epochs"}  # trial_overrides' names
-TEST_FIGURES = ("acc", "auroc", "f1", "precision", "recall", "loss")  # best.json's test figures
+TEST_FIGURES = (*SCORES, "loss")  # best.json's test figures
 MAX_STUDY_BYTES = 1 << 30  # a study of thousands of trials holds a few MB
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # command-line overrides that do not change what a trial learns, so a resumed study may differ in them
@@ -309,7 +311,7 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
             "val_acc_mean": statistics.mean(accuracies),
             "val_acc_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
             "val_acc_min": min(accuracies),
-            "val_acc_worst_seed": worst_seed(accuracies, model.folds),
+            "val_acc_worst_seed": worst_seed(accuracies, model.hparams.folds),
         }
         value = spread["val_acc_worst_seed" if tune.objective == "worst_seed" else "val_acc_mean"]
         # a diverged member predicts class 0 and scores the majority share (0.66 on Pima), which outranked
@@ -370,8 +372,7 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
         "best_params": best.params,
         "best_val_acc": best.value,
         **{name: value for name, value in best.user_attrs.items() if name.startswith("val_acc_")},
-        "test": report
-        and {name: report[name] for name in ("acc", "auroc", "f1", "precision", "recall", "loss")},
+        "test": report and {name: report[name] for name in TEST_FIGURES},
         "trials": {
             state.name.lower(): sum(t.state == state for t in study.trials)
             for state in optuna.trial.TrialState

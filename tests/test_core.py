@@ -185,7 +185,7 @@ def test_the_config_is_the_object_graph(make_config):
     assert model.hparams.hidden == [16] and model.hparams.optimizer["_target_"] == "torch.optim.Adam"
     assert type(model.hparams.optimizer) is dict  # plain data, as a checkpoint holds it
     ensemble = instantiate(make_config("model.replicas=3").model)
-    assert type(ensemble).__name__ == "EnsembleClassifier" and ensemble.hparams.replicas == 3
+    assert type(ensemble).__name__ == "StackedClassifier" and ensemble.hparams.replicas == 3
 
 
 def test_model_py_can_be_copied_as_it_is(tmp_path):

@@ -14,7 +14,8 @@ from torchmetrics.functional.classification import binary_accuracy, binary_auroc
 
 from pima_lightning.cv import cross_validation
 from pima_lightning.data import PimaDataModule
-from pima_lightning.ensembles.members import MembersClassifier, MembersDataModule, members_of, worst_seed
+from pima_lightning.ensembles.classifier import StackedClassifier, worst_seed
+from pima_lightning.ensembles.members import MembersDataModule, members_of
 from pima_lightning.errors import InputError
 from pima_lightning.model import PimaClassifier
 
@@ -62,7 +63,7 @@ def test_each_member_is_scaled_with_its_own_training_rows_statistics(folds):
 
 
 def test_a_member_starts_from_the_weights_a_single_run_of_its_seed_starts_from():
-    model = MembersClassifier(8, seeds=[7, 3, 7])
+    model = StackedClassifier(n_features=8, seeds=[7, 3, 7])
     for member, seed in enumerate([7, 3, 7]):
         L.seed_everything(seed, verbose=False)
         single = PimaClassifier(n_features=8)
@@ -75,13 +76,14 @@ def test_padding_enters_no_loss_and_no_score(folds):
     features, labels, splits = folds
     members = members_of([splits[:4]], seeds=[7])
     datamodule = MembersDataModule(features, labels, members)
-    model = MembersClassifier(8, seeds=[1, 2, 3, 4])
+    model = StackedClassifier(n_features=8, seeds=[1, 2, 3, 4])
     model.adapt(datamodule)
     model.eval()  # no dropout: the same logits twice
     batch = datamodule.held_out_batch()
     with torch.no_grad():
         objective = model.training_step(batch, 0)
         model.test_step(batch, 0)
+        model.on_test_epoch_end()  # as Lightning's test loop ends an epoch
     expected = 0.0
     for member, held_out in enumerate(m.held_out_rows for m in members):
         rows = torch.as_tensor(features[held_out], dtype=torch.float32).expand(4, -1, -1)
@@ -159,5 +161,5 @@ def test_a_diverging_member_stops_cross_validation_with_one_line(tmp_path):
     with pytest.raises(
         InputError, match=r"^training diverged: the loss of the member of fold 0 \(repeat 0\)"
     ):
-        run_cv(tmp_path, "cv.folds=2", "trainer.max_epochs=2", "optimizer.lr=1000", "cv.baselines=false")
+        run_cv(tmp_path, "cv.folds=2", "trainer.max_epochs=2", "optimizer.lr=1e6", "cv.baselines=false")
     assert not (tmp_path / "cv.json").exists()

@@ -4,7 +4,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from pima_lightning.ensembles.replicas import EnsembleClassifier, StackedMLP
+from pima_lightning.ensembles.classifier import StackedClassifier, StackedMLP
 from pima_lightning.errors import InputError
 from pima_lightning.model import MLP, PimaClassifier
 from pima_lightning.settings.config_checks import check_model_settings
@@ -80,14 +80,14 @@ def test_inputs_are_standardised_with_the_stored_statistics():
 
 def test_output_is_one_logit_per_row():
     assert PimaClassifier(n_features=8)(torch.randn(7, 8)).shape == (7,)
-    ensemble = EnsembleClassifier(3, n_features=8)
+    ensemble = StackedClassifier(3, n_features=8)
     assert ensemble(torch.randn(7, 8)).shape == (3, 7)  # the same rows for every replica
     assert ensemble(torch.randn(3, 7, 8)).shape == (3, 7)  # each replica's own rows
     assert ensemble.predict_step(torch.randn(7, 8), 0).shape == (7,)
 
 
 def test_one_replica_of_an_ensemble_computes_what_torch_linear_layers_compute():
-    ensemble = EnsembleClassifier(2, n_features=8).eval()
+    ensemble = StackedClassifier(2, n_features=8).eval()
     plain = PimaClassifier(n_features=8).eval()
     with torch.no_grad():
         for mine, theirs in zip(ensemble.network.linear_layers(), plain.network.linear_layers(), strict=True):

@@ -14,6 +14,7 @@ from pima_lightning.data import PimaDataModule
 from pima_lightning.evaluate import evaluate, format_report
 from pima_lightning.inputs.checkpoint import load_checkpoint
 from pima_lightning.predict import predict
+from pima_lightning.runs.training import datamodule_and_model, seed_and_threads
 from pima_lightning.train import train
 
 METRIC_NAMES = ("loss", "acc", "auroc", "f1", "precision", "recall")
@@ -109,3 +110,20 @@ def test_replicas_score_like_as_many_separate_runs(make_config, tmp_path):
             replicas,
             runs,
         )
+
+
+def test_replica_k_of_a_seed_s_run_starts_from_the_weights_of_the_seed_s_plus_k_run(make_config, pima_csv):
+    """Weight for weight, as train builds them (seed, then data and model): replica k of ``seed=11`` is
+    the single run of ``seed=11+k`` at initialisation, as a cv or tune member of that seed is."""
+
+    def initial_weights(*overrides):
+        cfg = make_config(f"data.path={pima_csv}", *overrides)
+        seed_and_threads(cfg)
+        return datamodule_and_model(cfg)[1].network.get_weights
+
+    replicas = initial_weights("model.replicas=3", "seed=11")
+    for k in range(3):
+        single = initial_weights("seed=" + str(11 + k))()
+        for mine, theirs in zip(replicas(k), single, strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    assert not np.array_equal(replicas(0)[0], replicas(1)[0])

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from pima_lightning.ensembles.replicas import EnsembleClassifier
+from pima_lightning.ensembles.classifier import StackedClassifier
 from pima_lightning.model import PimaClassifier
 from pima_lightning.summary import model_summary
 
@@ -24,7 +24,7 @@ def test_summary_follows_the_configured_widths_and_replicas():
     assert "Total params: 833" in model_summary(
         PimaClassifier(n_features=8, hidden=[32, 16])
     )  # 8*32+32 + ...
-    replicated = model_summary(EnsembleClassifier(4, n_features=8))
+    replicated = model_summary(StackedClassifier(4, n_features=8))
     assert "dense (StackedLinear)         (4, None, 12)       432" in replicated
     assert (
         "Total params: 772" in replicated
@@ -60,7 +60,7 @@ def test_get_weights_has_keras_shapes_and_values():
     assert sum(w.size for w in weights) == 193
     with torch.no_grad():  # Keras's arithmetic on Keras's arrays gives the network's output
         np.testing.assert_allclose(model(torch.from_numpy(rows)).numpy(), keras_forward(*weights), atol=1e-6)
-    ensemble = EnsembleClassifier(2, n_features=8).eval()
+    ensemble = StackedClassifier(2, n_features=8).eval()
     for replica in (0, 1):
         with torch.no_grad():
             np.testing.assert_allclose(

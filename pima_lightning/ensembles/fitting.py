@@ -11,7 +11,8 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pima_lightning.ensembles.members import Member, MembersClassifier, MembersDataModule
+from pima_lightning.ensembles.classifier import StackedClassifier
+from pima_lightning.ensembles.members import Member, MembersDataModule
 from pima_lightning.errors import InputError
 from pima_lightning.runs.callbacks import console_progress
 from pima_lightning.runs.training import seed_and_threads
@@ -60,7 +61,7 @@ def fit_members(
     validate: bool = False,
     callbacks: Sequence[L.Callback] = (),
     divergence_is_error: bool = True,
-) -> MembersClassifier:
+) -> StackedClassifier:
     """Train ``members`` in one run with the train config's model, optimizer, batch size, scaling and
     trainer, validating on their held-out rows every epoch if ``validate``, then test them on those
     rows once (``member_scores``, ``member_probabilities``). A member whose loss ends non-finite is an
@@ -70,7 +71,7 @@ def fit_members(
     check_model_size(cfg.model, features.shape[1])
     datamodule = MembersDataModule(features, labels, members, cfg.data.batch_size, cfg.data.standardize)
     folds = sorted({(member.repeat, member.fold) for member in members})
-    model = MembersClassifier(
+    model = StackedClassifier(
         n_features=features.shape[1],
         seeds=[member.seed for member in members],
         folds=[folds.index((member.repeat, member.fold)) for member in members],

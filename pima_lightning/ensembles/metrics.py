@@ -13,26 +13,16 @@ same (tests/test_metrics.py checks them against torchmetrics' binary metrics, re
 import torch
 from torch.nn import functional as F
 from torchmetrics import Metric
-from torchmetrics.functional.classification import (
-    binary_accuracy,
-    binary_auroc,
-    binary_f1_score,
-    binary_precision,
-    binary_recall,
-    multilabel_accuracy,
-    multilabel_auroc,
-    multilabel_f1_score,
-    multilabel_precision,
-    multilabel_recall,
-)
+from torchmetrics.functional import classification
 from torchmetrics.utilities import dim_zero_cat
 
+from pima_lightning.model import SCORES as BINARY
+
+# the core's scores (model.SCORES), each with torchmetrics' multilabel function of the same score: a label
+# column per replica
 SCORES = {
-    "acc": (multilabel_accuracy, binary_accuracy),
-    "auroc": (multilabel_auroc, binary_auroc),
-    "f1": (multilabel_f1_score, binary_f1_score),
-    "precision": (multilabel_precision, binary_precision),
-    "recall": (multilabel_recall, binary_recall),
+    name: (getattr(classification, score.__name__.replace("binary_", "multilabel_")), score)
+    for name, score in BINARY.items()
 }
 
 
@@ -41,36 +31,46 @@ class StageMetrics(Metric):
     ``scores`` (of accuracy, AUROC, F1, precision and recall, at threshold 0.5 as Keras's) and, with
     ``ensemble=True``, those of the ensemble (the mean of the replicas' probabilities; its loss is the
     cross-entropy of that mean). The ensemble needs every replica to score the same rows (validation
-    and test rows).
+    and test rows); rows of each replica's own (a ``real`` mask given) have none. Rows where ``real``
+    is False (padding) enter no loss and no score.
     """
 
     full_state_update = False
 
     def __init__(self, replicas: int, ensemble: bool, scores: tuple[str, ...] = tuple(SCORES)) -> None:
         super().__init__()
-        self.replicas, self.ensemble, self.scores = replicas, ensemble, scores
-        # rows first, so that joining the processes' states joins rows
+        self.replicas, self.ensemble, self.scores = replicas, ensemble, tuple(scores)
+        self.shared_rows = True  # until an update brings each replica's own rows
+        # rows first, so that joining the processes' states joins rows; a padding row's label is -1
         self.add_state("logits", [], dist_reduce_fx="cat")
         self.add_state("labels", [], dist_reduce_fx="cat")
 
-    def update(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    def update(self, logits: torch.Tensor, labels: torch.Tensor, real: torch.Tensor | None = None) -> None:
         """``logits``: ``(replicas, rows)``; ``labels``: the same shape, or ``(rows,)`` for rows every
-        replica shares."""
+        replica shares; ``real``: ``(replicas, rows)``, False for padding, when each has rows of its own."""
+        labels = labels.expand_as(logits)
+        if real is not None:
+            self.shared_rows = False
+            labels = torch.where(real, labels, torch.full_like(labels, -1))
         self.logits.append(logits.detach().float().T)
-        self.labels.append(labels.expand_as(logits).T)
+        self.labels.append(labels.T)
 
     def compute(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
         """``(per replica: name -> (replicas,) tensor, ensemble: name -> scalar tensor or {}, rows
         scored)``; as for any ``Metric``, torchmetrics squeezes one replica's values to scalars."""
         # (rows, replicas); after a DDP sync each state is one tensor already
         logits, labels = dim_zero_cat(self.logits), dim_zero_cat(self.labels)
+        real = labels >= 0
         targets = labels.long()
         probabilities = logits.sigmoid()
         settings = {"num_labels": self.replicas, "average": None, "validate_args": False}
-        per_replica = {"loss": F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(0)}
+        if not real.all():
+            settings["ignore_index"] = -1
+        losses = F.binary_cross_entropy_with_logits(logits, labels.clamp(min=0), reduction="none")
+        per_replica = {"loss": (losses * real).sum(0) / real.sum(0).clamp(min=1)}
         per_replica |= {name: SCORES[name][0](probabilities, targets, **settings) for name in self.scores}
         rows = len(labels)
-        if not self.ensemble:
+        if not (self.ensemble and self.shared_rows):
             return per_replica, {}, rows
         mean_probability, shared_targets = probabilities.mean(1), targets[:, 0]
         ensemble = {"loss": F.binary_cross_entropy(mean_probability, labels[:, 0])}

@@ -14,7 +14,7 @@ from pima_lightning.data import PimaDataModule, Rows, row_fingerprints
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.checkpoint import load_checkpoint
 from pima_lightning.inputs.files import MAX_CSV_BYTES, sha256_of
-from pima_lightning.model import PimaClassifier
+from pima_lightning.model import METRICS, PimaClassifier
 from pima_lightning.runs.atomic import write_json
 from pima_lightning.runs.plots import diagnostic_figures, save_figures
 
@@ -197,7 +197,7 @@ def format_report(report: dict) -> str:
     replicas = report["replicas"]
     if replicas > 1:
         lines.append(f"  {'':<10} {f'{replicas} replicas, mean ± std':>24} {'ensemble':>9}")
-    for name in ("loss", "acc", "auroc", "f1", "precision", "recall"):
+    for name in METRICS:
         if replicas == 1:
             lines.append(f"  {name:<10} {report[name]:.4f}")
         else:

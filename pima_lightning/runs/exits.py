@@ -67,6 +67,12 @@ def written_so_far(folder: Path, hint: str = "") -> str:
     return f"before the command finished; written so far in {folder}: {shown}{hint}"
 
 
+def error_exit(message: str) -> SystemExit:
+    """The one way a command stops on an error it can name: ``raise error_exit("...")`` prints
+    ``error: <message>`` (control characters escaped) on stderr and ends with status 1."""
+    return SystemExit(f"error: {printable(message)}")
+
+
 def user_error(error: BaseException) -> str | None:
     """One line for an error the user can fix, or None for a bug (whose traceback should show).
 
@@ -91,7 +97,7 @@ def user_error(error: BaseException) -> str | None:
 def exit_with_one_line(error: BaseException) -> NoReturn:
     """Exit with ``error: <one line>`` and status 1 if the user can fix ``error``; else re-raise it."""
     if (message := user_error(error)) is not None:
-        raise SystemExit(f"error: {message}") from None
+        raise error_exit(f"{message}") from None
     raise error
 
 
@@ -148,7 +154,7 @@ def one_line_config_errors(config_name: str) -> Callable:
             except (ConfigCompositionException, OverrideParseException) as err:
                 if asked == "1":
                     raise
-                raise SystemExit(f"error: {error_line(err, config_name)}") from None
+                raise error_exit(f"{error_line(err, config_name)}") from None
             finally:
                 if asked is None:
                     os.environ.pop(TRACE, None)

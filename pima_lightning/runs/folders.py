@@ -27,6 +27,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from pima_lightning.runs.exits import error_exit
+
 LOCK = ".lock"
 MIN_FREE_BYTES = 1 << 20  # a default run writes about 0.5 MiB (checkpoint, pictures, TensorBoard events)
 STUDY = "study.db"  # what a tune folder holds: rerunning tune there resumes its study
@@ -71,8 +73,8 @@ class RunFolders(Callback):
         if job_dir not in self.claimed:  # a sweep job
             if others := earlier_run(job_dir, ignored=hydra_record(config)):
                 self._restore_record(job_dir)
-                raise SystemExit(
-                    f"error: hydra.sweep.subdir puts job {config.hydra.job.num} in {job_dir}, which holds "
+                raise error_exit(
+                    f"hydra.sweep.subdir puts job {config.hydra.job.num} in {job_dir}, which holds "
                     f"another job's results ({others}); keep ${{hydra.job.num}} in hydra.sweep.subdir so "
                     "that each job gets a folder of its own"
                 )
@@ -158,20 +160,20 @@ def make_folder(folder: Path, setting: str) -> None:
     """Make ``folder`` (and its parents), or exit with one line saying why it cannot be made or written."""
     existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
     if not existing.is_dir():
-        raise SystemExit(f"error: {setting}={folder}: {existing} is not a folder; choose another {setting}")
+        raise error_exit(f"{setting}={folder}: {existing} is not a folder; choose another {setting}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise SystemExit(
-            f"error: {setting}={folder}: cannot write in {existing} (read-only or not yours); "
+        raise error_exit(
+            f"{setting}={folder}: cannot write in {existing} (read-only or not yours); "
             f"choose another {setting}, e.g. {setting}=/tmp/run"
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(folder).free
     except OSError as err:
-        raise SystemExit(f"error: {setting}={folder}: {err.strerror}; choose another {setting}") from None
+        raise error_exit(f"{setting}={folder}: {err.strerror}; choose another {setting}") from None
     if free < MIN_FREE_BYTES:
-        raise SystemExit(
-            f"error: {setting}={folder}: only {free // 1024} KiB free on its disk, and a run writes about "
+        raise error_exit(
+            f"{setting}={folder}: only {free // 1024} KiB free on its disk, and a run writes about "
             f"0.5 MiB; free some space or choose another {setting}"
         )
 
@@ -186,15 +188,15 @@ def claim(folder: Path, setting: str, may_continue: bool, kept: list, resume_hin
     try:
         lock = open(folder / LOCK, "a+")  # noqa: SIM115 (held open until the job ends)
     except OSError as err:
-        raise SystemExit(f"error: {setting}={folder}: {err.strerror}; choose another {setting}") from None
+        raise error_exit(f"{setting}={folder}: {err.strerror}; choose another {setting}") from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.seek(0)
         holder = lock.read().strip() or "another process"
         lock.close()
-        raise SystemExit(
-            f"error: {setting}={folder} is in use by a run still going (process {holder}); wait for it to "
+        raise error_exit(
+            f"{setting}={folder} is in use by a run still going (process {holder}); wait for it to "
             f"end or choose another {setting}"
         ) from None
     if not may_continue:
@@ -220,9 +222,7 @@ def _refuse_earlier_run(folder: Path, setting: str, resume_hint: bool) -> None:
             else "(by default each run gets one)"
         )
         what = "earlier results" if setting == "hydra.sweep.dir" else "an earlier run"
-        raise SystemExit(
-            f"error: {setting}={folder} holds {what} ({earlier}); choose a new folder {fresh}{resume}"
-        )
+        raise error_exit(f"{setting}={folder} holds {what} ({earlier}); choose a new folder {fresh}{resume}")
 
 
 def earlier_run(folder: Path, ignored: set[str] = frozenset()) -> str:

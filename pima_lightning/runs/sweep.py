@@ -23,12 +23,14 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from pima_lightning.errors import InputError
+from pima_lightning.model import SCORES
 from pima_lightning.runs.atomic import write_json, write_text
+from pima_lightning.runs.exits import error_exit
 from pima_lightning.runs.plots import save_figures
 
 log = logging.getLogger(__name__)
 
-METRICS = ("test/acc", "test/auroc", "test/f1", "test/precision", "test/recall", "test/loss")
+METRICS = tuple(f"test/{name}" for name in (*SCORES, "loss"))  # a job's figures in the summaries
 FAILURE_FILE = "failure.json"
 BASELINE = "test/majority_share"  # accuracy of always predicting the commoner class of the tested rows
 
@@ -297,9 +299,9 @@ class SweepSummary(Callback):
             rows, failed = report(sweep_dir)
         except Exception as err:  # a bug here must not pass as a finished sweep (Hydra makes it a warning)
             log.exception("Sweep summary failed")
-            raise SystemExit(f"error: the sweep's summary failed ({type(err).__name__}: {err})") from None
+            raise error_exit(f"the sweep's summary failed ({type(err).__name__}: {err})") from None
         if failed:
             # SystemExit passes through Hydra's callback wrapper, which turns exceptions into warnings
-            raise SystemExit(
-                f"error: {len(failed)} of {len(rows)} jobs did not finish; see {sweep_dir / 'jobs.csv'}"
+            raise error_exit(
+                f"{len(failed)} of {len(rows)} jobs did not finish; see {sweep_dir / 'jobs.csv'}"
             )

@@ -225,3 +225,32 @@ def test_a_resumed_early_stopping_run_tests_the_best_epoch_of_the_whole_run(tmp_
     assert records[1]["tested_checkpoint"] == str(resumed / "checkpoints" / "best.ckpt")
     assert records[0]["test/acc"] == records[1]["test/acc"]
     assert records[0]["test/loss"] == pytest.approx(records[1]["test/loss"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        ["scheduler=step", "scheduler.step_size=2", "scheduler.gamma=0.5"],
+        ["scheduler=plateau", "scheduler.patience=0", "scheduler.threshold=1.0", "data.val_size=0.2"],
+    ],
+    ids=["step", "plateau"],
+)
+def test_a_resumed_scheduler_goes_on_where_the_interrupted_one_stopped(tmp_path, scheduler):
+    """Stopped after epoch 3 of 6 and resumed: the learning rate and weights are those of the uninterrupted
+    run, so the scheduler's progress (its epoch, the rate it reached, the plateau's counters) carried over."""
+    whole = tmp_path / "whole"
+    train(compose_config([*SHORT, *scheduler, "trainer.max_epochs=6", "test=false"], whole))
+    half = tmp_path / "half"
+    train(compose_config([*SHORT, *scheduler, "trainer.max_epochs=3", "test=false"], half))
+    resumed = tmp_path / "resumed"
+    last = half / "checkpoints" / "last.ckpt"
+    train(
+        compose_config(
+            [*SHORT, *scheduler, "trainer.max_epochs=6", "test=false", f"ckpt_path={last}"], resumed
+        )
+    )
+    ends = [torch.load(run / "checkpoints" / "last.ckpt", weights_only=True) for run in (whole, resumed)]
+    rates = [end["optimizer_states"][0]["param_groups"][0]["lr"] for end in ends]
+    assert rates[0] == rates[1] < 0.01  # the scheduler lowered the rate, and by as much after the resume
+    for name, weights in ends[0]["state_dict"].items():
+        assert torch.equal(weights, ends[1]["state_dict"][name]), name

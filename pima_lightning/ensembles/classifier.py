@@ -267,11 +267,12 @@ class StackedClassifier(L.LightningModule):
         self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
-        logits, real = (torch.cat(part, dim=-1) for part in zip(*self.test_outputs, strict=True))
-        self.test_outputs.clear()
-        self.member_probabilities = [
-            copy[kept].sigmoid().cpu().numpy() for copy, kept in zip(logits, real, strict=True)
-        ]
+        if self.test_outputs:  # each copy's probabilities of its real rows, in their order
+            logits, real = (torch.cat(part, dim=-1) for part in zip(*self.test_outputs, strict=True))
+            self.test_outputs.clear()
+            self.member_probabilities = [
+                copy[kept].sigmoid().cpu().numpy() for copy, kept in zip(logits, real, strict=True)
+            ]
         self._log_epoch("test")
 
     def _log_epoch(self, stage: str) -> None:

@@ -9,8 +9,9 @@ may come from anywhere, so the run resumes from a copy in which
 - the settings that cannot change (network, optimizer, scheduler, data) equal the config's;
 - the optimizer's hyperparameters are the config's, its buffers restored only when each has its
   parameter's shape and finite values (with a scheduler, the learning rate it reached is kept);
-- the scheduler's settings are the config's, only its progress (epoch, last rates, plateau counters)
-  restored; the loop counters have the structure and types this Lightning writes;
+- the scheduler's settings are the config's, only its progress restored: its public epoch and plateau
+  counters, and the learning rate it reached (the optimizer's saved rate); none of torch's private
+  scheduler attributes is read; the loop counters have the structure and types this Lightning writes;
 - a callback's state is restored only for a callback of this run, with its settings (a patience, a
   folder) from the config; a ModelCheckpoint's files must lie in this run's checkpoint folder or in
   the folder of ``ckpt_path``, whose best checkpoints are copied over (so the best epoch survives);
@@ -43,9 +44,10 @@ FIXED_DATA = ("path", "label_column", "sha256", "split", "test_size", "split_see
               "standardize", "batch_size", "folds", "fold", "fold_seed", "fold_scope")  # fmt: skip
 # where a ModelCheckpoint's state names files
 PATH_STATES = ("best_model_path", "kth_best_model_path", "last_model_path")
-# what a scheduler's state holds of its progress; the rest of it is its settings, taken from the config
-SCHEDULER_PROGRESS = ("last_epoch", "_step_count", "_last_lr", "_is_initial", "_get_lr_called_within_step",
-                      "best", "num_bad_epochs", "cooldown_counter")  # fmt: skip
+# a scheduler's progress, its public attributes (torch documents them: LRScheduler.last_epoch, and
+# ReduceLROnPlateau's best, num_bad_epochs and cooldown_counter); the rest of its state is its settings,
+# taken from the config, or torch's private bookkeeping, left as a fresh scheduler has it
+SCHEDULER_PROGRESS = ("last_epoch", "best", "num_bad_epochs", "cooldown_counter")
 # the parts of a checkpoint that Lightning and this package read; the rest is left out of the copy
 KEPT = ("epoch", "global_step", "pytorch-lightning_version", "state_dict", "loops", "callbacks",
         "optimizer_states", "lr_schedulers", "hparams_name", "hyper_parameters", "datamodule_hparams_name",
@@ -327,16 +329,28 @@ def _optimizer_states(checkpoint: dict, model: PimaClassifier) -> dict:
                 )
     groups = optimizer.state_dict()["param_groups"]
     states = {"lr_schedulers": []}
-    if scheduler is not None:
-        progress = _scheduler_progress(checkpoint.get("lr_schedulers"), scheduler.state_dict())
-        states["lr_schedulers"] = [progress]
-        groups = [group | {"lr": lr} for group, lr in zip(groups, progress["_last_lr"], strict=True)]
+    if scheduler is not None:  # the rate it had reached, from the optimizer's saved groups
+        states["lr_schedulers"] = [
+            _scheduler_progress(checkpoint.get("lr_schedulers"), scheduler.state_dict())
+        ]
+        groups = [group | {"lr": lr} for group, lr in zip(groups, _rates(saved[0], len(groups)), strict=True)]
     states["optimizer_states"] = [{"state": buffers, "param_groups": groups}]
     return states
 
 
+def _rates(saved: dict, count: int) -> list[float]:
+    """The learning rate of each of the ``count`` parameter groups of a saved optimizer state."""
+    groups = saved.get("param_groups")
+    rates = [group.get("lr") if isinstance(group, dict) else None for group in groups or []]
+    if not (isinstance(groups, list) and len(rates) == count):
+        raise InputError(f"optimizer_states: expected {count} parameter group(s)")
+    if not all(isinstance(lr, int | float) and math.isfinite(lr) and lr > 0 for lr in rates):
+        raise InputError(f"optimizer_states: learning rates {rates!r:.60}: expected positive numbers")
+    return [float(lr) for lr in rates]
+
+
 def _scheduler_progress(saved, fresh: dict) -> dict:
-    """The config's scheduler state with the checkpoint's progress: its epoch, rates and counters."""
+    """The config's scheduler state with the checkpoint's progress (``SCHEDULER_PROGRESS``)."""
     if not (isinstance(saved, list) and len(saved) == 1 and isinstance(saved[0], dict)):
         raise InputError("lr_schedulers: expected the state of one scheduler")
     state = dict(fresh)
@@ -344,17 +358,9 @@ def _scheduler_progress(saved, fresh: dict) -> dict:
         if key not in fresh:
             continue
         value = saved[0].get(key, fresh[key])
-        if key == "_last_lr":
-            ok = (
-                isinstance(value, list)
-                and len(value) == len(fresh[key])
-                and all(isinstance(lr, int | float) and math.isfinite(lr) and lr > 0 for lr in value)
-            )
-        elif isinstance(fresh[key], bool):
-            ok = isinstance(value, bool)
-        elif isinstance(fresh[key], int):
+        if isinstance(fresh[key], int):  # last_epoch, num_bad_epochs, cooldown_counter
             ok = isinstance(value, int) and not isinstance(value, bool) and -1 <= value < 2**53
-        else:
+        else:  # best: a loss, or +-inf before the first one
             ok = isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
         if not ok:
             raise InputError(f"lr_schedulers: {key}: unexpected value {value!r:.60}")

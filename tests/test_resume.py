@@ -254,3 +254,31 @@ def test_a_resumed_scheduler_goes_on_where_the_interrupted_one_stopped(tmp_path,
     assert rates[0] == rates[1] < 0.01  # the scheduler lowered the rate, and by as much after the resume
     for name, weights in ends[0]["state_dict"].items():
         assert torch.equal(weights, ends[1]["state_dict"][name]), name
+
+
+def test_a_resume_reads_no_path_from_a_checkpoint_callbacks_state(tmp_path):
+    """The best epoch is found by the callback's own file name beside ckpt_path, whatever paths the
+    state names: here they name a decoy checkpoint in another folder, which is neither copied nor tested."""
+    settings = ["callbacks=early_stopping", "data.val_size=0.2", "optimizer=adam", "optimizer.lr=0.01",
+                "trainer.enable_progress_bar=false"]  # fmt: skip
+    part = tmp_path / "part"
+    train(compose_config([*settings, "trainer.max_epochs=8"], part))
+    decoy = tmp_path / "elsewhere" / "best.ckpt"
+    decoy.parent.mkdir()
+    decoy.write_bytes((part / "checkpoints" / "last.ckpt").read_bytes())  # epoch 8, not the best
+    checkpoint = torch.load(part / "checkpoints" / "last.ckpt", weights_only=True)
+    for key, state in checkpoint["callbacks"].items():
+        if key.startswith("ModelCheckpoint") and state.get("best_model_path"):
+            score = state["best_model_score"]
+            state |= {"best_model_path": str(decoy), "kth_best_model_path": str(decoy)}
+            state["best_k_models"] = {str(decoy): score}
+    crafted = part / "checkpoints" / "crafted.ckpt"
+    torch.save(checkpoint, crafted)
+    resumed = tmp_path / "resumed"
+    train(compose_config([*settings, "trainer.max_epochs=12", f"ckpt_path={crafted}"], resumed))
+    best = [
+        torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["epoch"] for run in (part, resumed)
+    ]
+    assert best[0] == best[1] < 8  # the part run's best epoch, found by name, not the decoy's epoch
+    record = json.loads((resumed / "metrics.json").read_text())
+    assert record["tested_checkpoint"] == str(resumed / "checkpoints" / "best.ckpt")

@@ -13,8 +13,8 @@ may come from anywhere, so the run resumes from a copy in which
   counters, and the learning rate it reached (the optimizer's saved rate); none of torch's private
   scheduler attributes is read; the loop counters have the structure and types this Lightning writes;
 - a callback's state is restored only for a callback of this run, with its settings (a patience, a
-  folder) from the config; a ModelCheckpoint's files must lie in this run's checkpoint folder or in
-  the folder of ``ckpt_path``, whose best checkpoints are copied over (so the best epoch survives);
+  folder) from the config; a ModelCheckpoint keeps its scores and none of its saved paths: its best
+  checkpoint is the file of its own name beside ``ckpt_path``, copied over (so the best epoch survives);
 - the data module's random state is a generator state of this torch.
 """
 
@@ -203,8 +203,6 @@ def _callback_states(states, trainer: L.Trainer, ckpt_path: Path) -> dict:
             raise InputError(f"callbacks: {type(callback).__name__}'s state is not a mapping")
         if isinstance(callback, ModelCheckpoint):
             state = _model_checkpoint_state(state, callback, ckpt_path)
-            if state is None:
-                continue
         else:  # its settings are the config's; its progress must be of the types it saves
             state = {key: state.get(key, value) for key, value in fresh.items()}
             for key in ("patience", "dirpath", "monitor", "mode"):
@@ -240,59 +238,58 @@ def _leaf(where: str, value, expected) -> None:
         raise InputError(f"callbacks: {where}: unexpected value {value!r:.60}")
 
 
-def _model_checkpoint_state(state: dict, callback: ModelCheckpoint, ckpt_path: Path) -> dict | None:
-    """A ModelCheckpoint's state with every file it names inside this run's checkpoint folder: the
-    files of ``ckpt_path``'s own folder are copied there (its best epochs survive the resume); a
-    state naming files anywhere else is left out, with a notice."""
-    here = Path(callback.dirpath).resolve()
-    source = ckpt_path.expanduser().resolve().parent
-    named = [state.get(key) for key in PATH_STATES]
+def _model_checkpoint_state(state: dict, callback: ModelCheckpoint, ckpt_path: Path) -> dict:
+    """A ModelCheckpoint's scores, and none of the paths its state names: Lightning deletes or trusts
+    those at the next save, so a resume never reads them. What they were for, the best epoch, is found by
+    name instead: the file this callback writes (``best.ckpt``) in the folder of ``ckpt_path``, checked
+    and copied into this run's folder, is the callback's best again."""
     best_k = state.get("best_k_models") or {}
     if not isinstance(best_k, dict):
         raise InputError("callbacks: ModelCheckpoint.best_k_models is not a mapping")
-    named += list(best_k)
-    named = [path for path in named if path]
-    outside = [path for path in named if not (_inside(path, here) or _inside(path, source))]
-    if outside:
+    scores = {key: state.get(key) for key in ("best_model_score", "current_score", "kth_value")}
+    for key, value in scores.items():
+        _leaf(f"ModelCheckpoint.{key}", value, torch.tensor(0.0))
+    kept = callback.state_dict() | scores
+    best = _best_checkpoint(callback, ckpt_path) if scores["best_model_score"] is not None else None
+    if best is not None:
+        kept |= {
+            "best_model_path": best,
+            "kth_best_model_path": best,
+            "best_k_models": {best: scores["best_model_score"]},
+        }
+    # a run's own state names files beside its checkpoint; say so when it names any other place
+    home = ckpt_path.expanduser().resolve().parent
+    saved = [path for path in (*(state.get(key) for key in PATH_STATES), *best_k) if path]
+    elsewhere = [path for path in saved if not isinstance(path, str) or _elsewhere(path, home)]
+    if elsewhere:
         log.info(
-            "%s's state from %s not restored: it names %s, outside this run's %s",
+            "%s's saved paths from %s not restored (%s): a resume reads none",
             type(callback).__name__,
             ckpt_path,
-            ", ".join(repr(str(path)[:200]) for path in outside[:3]),
-            here,
+            ", ".join(repr(str(path)[:200]) for path in elsewhere[:3]),
         )
+    return kept
+
+
+def _elsewhere(path: str, folder: Path) -> bool:
+    """Whether ``path`` is anything but a plain local file in ``folder``."""
+    return "://" in path or "::" in path or Path(path).resolve().parent != folder
+
+
+def _best_checkpoint(callback: ModelCheckpoint, ckpt_path: Path) -> str | None:
+    """This run's copy of the best checkpoint the callback wrote beside ``ckpt_path`` (by its configured
+    file name, e.g. ``best.ckpt``), checked as every command checks a checkpoint; None without one."""
+    if not (callback.monitor and callback.dirpath and callback.filename and "{" not in callback.filename):
         return None
-
-    def moved(path):
-        """The path in this run's folder; a best checkpoint (top-k) of the source folder copied there."""
-        if not path or _inside(path, here):
-            return path
-        target = here / Path(path).name
-        if path in best_k and Path(path).is_file() and not Path(path).is_symlink():
-            here.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                network(read_checkpoint(path))  # the copy is what the test scores: it must load
-                shutil.copyfile(path, target)
-        return str(target)
-
-    for key in ("best_model_score", "current_score", "kth_value"):
-        _leaf(f"ModelCheckpoint.{key}", state.get(key), torch.tensor(0.0))
-    return {
-        **callback.state_dict(),
-        **{key: state.get(key) for key in ("best_model_score", "current_score", "kth_value")},
-        **{key: moved(state.get(key)) or "" for key in PATH_STATES},
-        "best_k_models": {moved(path): score for path, score in best_k.items()},
-        "dirpath": callback.dirpath,
-        "monitor": callback.monitor,
-    }
-
-
-def _inside(path, folder: Path) -> bool:
-    """Whether ``path`` is a plain local path inside ``folder`` (or the folder itself)."""
-    if not isinstance(path, str) or "://" in path or "::" in path:
-        return False
-    resolved = Path(path).resolve()
-    return resolved == folder or folder in resolved.parents
+    name = f"{callback.filename}{callback.FILE_EXTENSION}"
+    source, target = ckpt_path.expanduser().resolve().parent / name, Path(callback.dirpath).resolve() / name
+    if not source.is_file() or source.is_symlink():
+        return None
+    if source != target and not target.exists():
+        network(read_checkpoint(source))  # the copy is what the test scores: it must load
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return str(target)
 
 
 def _optimizer_states(checkpoint: dict, model: PimaClassifier) -> dict:

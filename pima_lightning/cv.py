@@ -161,21 +161,20 @@ def members_rows(
     mean of their probabilities of the fold's rows); and a row per member."""
     members = members_of(splits, [cfg.seed + offset for offset in range(seeds)])
     model = fit_members(cfg, features, labels, members, output_dir)
+    member_scores = model.member_scores
     member_rows = [
         {"repeat": member.repeat, "fold": member.fold, "seed": member.seed, **scores}
-        for member, scores in zip(members, model.member_scores, strict=True)
+        for member, scores in zip(members, member_scores, strict=True)
     ]
     rows = []
     for repeat, folds in enumerate(splits):
         for fold, (_, held_out) in enumerate(folds):
             mine = [k for k, member in enumerate(members) if (member.repeat, member.fold) == (repeat, fold)]
             row = {"repeat": repeat, "fold": fold}
-            row |= {
-                f"{NETWORK} {k}": statistics.mean(model.member_scores[m][k] for m in mine) for k in SCORES
-            }
+            row |= {f"{NETWORK} {k}": statistics.mean(member_scores[m][k] for m in mine) for k in SCORES}
             if seeds > 1:
                 row |= {
-                    f"{NETWORK} seed std {k}": statistics.stdev(model.member_scores[m][k] for m in mine)
+                    f"{NETWORK} seed std {k}": statistics.stdev(member_scores[m][k] for m in mine)
                     for k in SCORES
                 }
                 ensemble = np.mean([model.member_probabilities[m] for m in mine], axis=0)

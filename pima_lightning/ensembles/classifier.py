@@ -171,7 +171,6 @@ class StackedClassifier(L.LightningModule):
         if network["n_features"] is not None:
             self.build(network["n_features"])
         self.outputs: list[tuple[torch.Tensor, ...]] = []  # the epoch's training (logits, labels[, real])
-        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []  # the test's (logits, real)
         # training rows: loss and accuracy, as Keras's fit() history; each copy has rows of its own there
         self.train_metrics = StageMetrics(replicas, ensemble=False, scores=("acc",))
         # members are validated every epoch for the tuner, which reads their accuracy alone
@@ -179,9 +178,7 @@ class StackedClassifier(L.LightningModule):
         self.val_metrics = StageMetrics(replicas, ensemble=True, scores=validated)
         self.test_metrics = StageMetrics(replicas, ensemble=True)
         self.replica_metrics: dict[str, list[float]] = {}
-        self.member_scores: list[dict[str, float]] = []
         self.member_probabilities: list[np.ndarray] = []
-        self.member_val_acc: list[float] = []
 
     def build(self, n_features: int) -> None:
         """Create the scaling step and the copies of the network for ``n_features`` inputs."""
@@ -221,10 +218,10 @@ class StackedClassifier(L.LightningModule):
         return self.hparams.l1 * self.network.kernel_l1()
 
     def _scored(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The batch's logits ``(copies, rows)``, labels of that shape, and its ``real`` mask if any."""
+        """The batch's logits ``(copies, rows)``, its labels (``(rows,)`` when every copy shares the rows),
+        and its ``real`` mask if any."""
         features, labels, *real = batch
-        logits = self(features)
-        return logits, labels.expand_as(logits), (real[0] if real else None)
+        return self(features), labels, (real[0] if real else None)
 
     def objective(
         self, logits: torch.Tensor, labels: torch.Tensor, real: torch.Tensor | None = None
@@ -245,10 +242,7 @@ class StackedClassifier(L.LightningModule):
         self.val_metrics.update(*self._scored(batch))
 
     def test_step(self, batch, batch_idx: int) -> None:
-        logits, labels, real = self._scored(batch)
-        self.test_metrics.update(logits, labels, real)
-        real = torch.ones_like(labels, dtype=torch.bool) if real is None else real
-        self.test_outputs.append((logits.detach(), real))
+        self.test_metrics.update(*self._scored(batch))
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         """The ensemble's P(class 1) per row: the mean of the copies' probabilities."""
@@ -267,13 +261,24 @@ class StackedClassifier(L.LightningModule):
         self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
-        if self.test_outputs:  # each copy's probabilities of its real rows, in their order
-            logits, real = (torch.cat(part, dim=-1) for part in zip(*self.test_outputs, strict=True))
-            self.test_outputs.clear()
-            self.member_probabilities = [
-                copy[kept].sigmoid().cpu().numpy() for copy, kept in zip(logits, real, strict=True)
-            ]
+        if self.test_metrics.update_called:  # read before the scores are computed and reset
+            self.member_probabilities = [copy.cpu().numpy() for copy in self.test_metrics.probabilities()]
         self._log_epoch("test")
+
+    @property
+    def member_val_acc(self) -> list[float]:
+        """Each copy's accuracy of the latest validation."""
+        return self.replica_metrics.get("val/acc", [])
+
+    @property
+    def member_scores(self) -> list[dict[str, float]]:
+        """Each copy's loss and scores of the latest test: ``[{"loss": ..., "acc": ...}, ...]``."""
+        tested = {
+            name.removeprefix("test/"): values
+            for name, values in self.replica_metrics.items()
+            if name.startswith("test/")
+        }
+        return [dict(zip(tested, copy, strict=True)) for copy in zip(*tested.values(), strict=True)]
 
     def _log_epoch(self, stage: str) -> None:
         """Compute and reset the stage's metrics; log per metric the copies' mean, their standard
@@ -288,13 +293,6 @@ class StackedClassifier(L.LightningModule):
         if stage == "train" and self.hparams.l1:
             per_copy["loss"] = per_copy["loss"] + self.l1_penalty().detach()
         self.replica_metrics |= {f"{stage}/{name}": values.tolist() for name, values in per_copy.items()}
-        if stage == "val":
-            self.member_val_acc = per_copy["acc"].tolist()
-        if stage == "test":
-            self.member_scores = [
-                {name: values[copy].item() for name, values in per_copy.items()}
-                for copy in range(self.hparams.replicas)
-            ]
         values = {f"{stage}/{name}": value.mean() for name, value in per_copy.items()}
         values |= {
             f"{stage}/{name}_std": value.std() if len(value) > 1 else torch.zeros(())

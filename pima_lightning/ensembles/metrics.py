@@ -55,6 +55,11 @@ class StageMetrics(Metric):
         self.logits.append(logits.detach().float().T)
         self.labels.append(labels.T)
 
+    def probabilities(self) -> list[torch.Tensor]:
+        """Each replica's P(class 1) of its real rows, in the order they were updated (this process's)."""
+        logits, labels = dim_zero_cat(self.logits), dim_zero_cat(self.labels)
+        return [column[kept].sigmoid() for column, kept in zip(logits.T, (labels >= 0).T, strict=True)]
+
     def compute(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
         """``(per replica: name -> (replicas,) tensor, ensemble: name -> scalar tensor or {}, rows
         scored)``; as for any ``Metric``, torchmetrics squeezes one replica's values to scalars."""

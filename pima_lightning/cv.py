@@ -33,7 +33,7 @@ from sklearn.model_selection import cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pima_lightning.data import FOLD_SCOPES, cross_validation_folds
+from pima_lightning.data import cross_validation_folds
 from pima_lightning.ensembles.fitting import check_members_config, fit_members
 from pima_lightning.ensembles.folds import check_every_fold_holds_both_classes, fold_overrides, fold_rows
 from pima_lightning.ensembles.members import MAX_SEEDS, binary_scores, members_of
@@ -44,6 +44,7 @@ from pima_lightning.runs.plots import save_figures
 from pima_lightning.runs.sweep import csv_text
 from pima_lightning.runs.training import command_line_train_overrides, train
 from pima_lightning.settings.checks import whole
+from pima_lightning.settings.declared import DATA
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,7 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
     write the summary (``cv.json``, ``cv.csv``, ``cv.png``) into ``output_dir``."""
     cv = cfg.cv
     folds, repeats = whole("cv.folds", cv.folds, low=2), whole("cv.repeats", cv.repeats)
-    if cv.scope not in FOLD_SCOPES:
-        raise InputError(f"cv.scope={cv.scope}: expected one of {', '.join(FOLD_SCOPES)}")
+    DATA["fold_scope"].check("cv.scope", cv.scope)  # the folds' data.fold_scope
 
     def fold_cfg(repeat: int, fold: int) -> DictConfig:
         """The train config of one fold's ordinary run (``cv.engine=runs``)."""

@@ -30,7 +30,7 @@ from pima_lightning.runs.exits import one_line_config_errors, one_line_errors
 from pima_lightning.runs.plots import save_figures
 from pima_lightning.runs.training import datamodule_and_model, seed_and_threads
 from pima_lightning.settings.checks import number, whole
-from pima_lightning.settings.config_checks import MAX_SETTING
+from pima_lightning.settings.declared import MAX_SETTING
 
 log = logging.getLogger(__name__)
 MODES = ("exponential", "linear")  # how Lightning's finder steps from min_lr to max_lr

@@ -124,8 +124,8 @@ def test_evaluate_never_downloads_from_where_a_checkpoint_says(craft, tmp_path, 
         ("hyper_parameters", "hidden", [12, 7], "hyper_parameters describe"),
         ("hyper_parameters", "replicas", 0, "replicas=0: expected a whole number"),
         ("hyper_parameters", "dropout", "0.2; rm -rf /", "dropout=0.2; rm -rf /: expected a number"),
-        ("hyper_parameters", "hidden", "12,6", "hidden: expected a list"),
-        ("datamodule_hyper_parameters", "split", "../../etc", "split: expected one of"),
+        ("hyper_parameters", "hidden", "12,6", "hidden=12,6: expected a list"),
+        ("datamodule_hyper_parameters", "split", "../../etc", "split=../../etc: expected one of"),
         ("datamodule_hyper_parameters", "test_size", float("nan"), "test_size=nan: expected a number"),
     ],
 )
@@ -199,3 +199,28 @@ def test_a_resume_checkpoints_callback_paths_outside_the_run_are_not_restored(ge
     assert f"local://{sentinel}" in caplog.text and "not restored" in caplog.text
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert crafted.is_file()  # the checkpoint given is read, never changed
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "override"),
+    [
+        ("datamodule_hyper_parameters", "split", "shuffle", "data.split=shuffle"),
+        ("datamodule_hyper_parameters", "test_size", 1.2, "data.test_size=1.2"),
+        ("datamodule_hyper_parameters", "stratify", "yes", "data.stratify=yes"),
+        ("hyper_parameters", "dropout", 1, "model.dropout=1"),
+        ("hyper_parameters", "hidden", [0], "model.hidden=[0]"),
+        ("hyper_parameters", "replicas", 0, "model.replicas=0"),
+    ],
+)
+def test_a_setting_is_refused_alike_in_a_config_and_in_a_checkpoint(
+    craft, make_config, section, key, value, override
+):
+    """One declaration per setting (settings/declared.py): the same value, one reason, at both boundaries."""
+    from pima_lightning.settings.config_checks import check_train_config
+
+    with pytest.raises(InputError) as from_config:
+        check_train_config(make_config(override))
+    with pytest.raises(InputError) as from_checkpoint:
+        load_checkpoint(craft(section, key, value))
+    reason = str(from_config.value).removeprefix(override.split("=")[0].split(".")[0] + ".")
+    assert str(from_checkpoint.value).endswith(f"({reason})"), (reason, str(from_checkpoint.value))

@@ -63,7 +63,7 @@ def test_text_from_a_checkpoint_or_a_csv_header_with_control_characters_is_refus
     checkpoint["hyper_parameters"]["feature_names"] = [CONTROL, *[f"x{k}" for k in range(7)]]
     crafted = tmp_path / "crafted.ckpt"
     torch.save(checkpoint, crafted)
-    with pytest.raises(InputError, match="feature_names: expected 8 names") as refused:
+    with pytest.raises(InputError, match=r"feature_names=\[.*\]: expected a list of names") as refused:
         load_checkpoint(crafted)
     assert "\x1b" not in str(refused.value) and "\\x1b" in str(refused.value)
     header = tmp_path / "header.csv"

@@ -155,3 +155,23 @@ def test_the_checkpoint_goes_by_the_templates_name(make_config, tmp_path):
         "epoch_epoch=1.ckpt",
         "last.ckpt",
     ]
+
+
+def test_every_setting_of_the_data_and_model_configs_is_declared_once():
+    """settings/declared.py's keys are the configs' keys and the constructors' parameters: a setting added
+    to one of them without its declaration would go unchecked in configs and checkpoints."""
+    import inspect
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from pima_lightning.data import PimaDataModule
+    from pima_lightning.model import PimaClassifier
+    from pima_lightning.settings.declared import DATA, MODEL
+
+    conf = Path(__file__).parents[1] / "conf"
+    data_keys = {key for key in OmegaConf.load(conf / "data" / "pima.yaml") if not key.startswith("_")}
+    model_keys = {key for key in OmegaConf.load(conf / "model" / "mlp.yaml") if not key.startswith("_")}
+    assert set(DATA) == data_keys == set(inspect.signature(PimaDataModule).parameters) | {"replicas"}
+    assert set(MODEL) == set(inspect.signature(PimaClassifier).parameters) | {"replicas"}
+    assert model_keys == set(MODEL) - {"n_features", "feature_names"}  # those two come from the data

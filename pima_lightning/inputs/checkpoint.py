@@ -16,13 +16,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from pima_lightning.data import FOLD_SCOPES, SPLITS
 from pima_lightning.ensembles.replicas import classifier
 from pima_lightning.errors import InputError
-from pima_lightning.inputs.files import CONTROL, MAX_CHECKPOINT_BYTES, check_regular, printable
+from pima_lightning.inputs.files import MAX_CHECKPOINT_BYTES, check_regular, printable
 from pima_lightning.model import PimaClassifier, parameter_count
-from pima_lightning.settings.checks import check_network_size, number, whole
-from pima_lightning.settings.config_checks import check_buildable_config
+from pima_lightning.settings.checks import check_network_size
+from pima_lightning.settings.declared import ADDED_LATER, DATA, MODEL, check_settings
 
 log = logging.getLogger(__name__)
 MAX_DEPTH = 20  # levels of nesting a checkpoint may have (a real one has 7)
@@ -119,44 +118,22 @@ def _check_tensors(path: Path, checkpoint) -> None:
 
 def network(checkpoint: dict) -> PimaClassifier:
     """The model rebuilt from the checkpoint's checked sizes and weights."""
-    settings = _mapping(checkpoint, "hyper_parameters")
-    hidden = settings.get("hidden")
-    if not isinstance(hidden, list | tuple):
-        raise InputError(f"hidden: expected a list of layer widths, found {hidden!r:.80}")
-    for group in ("optimizer", "scheduler"):
-        if settings.get(group):
-            check_buildable_config(group, settings[group])
-    n_features, replicas = settings.get("n_features"), settings.get("replicas", 1)
-    check_network_size(n_features, list(hidden), replicas)
-    widths = list(hidden)
+    saved = _mapping(checkpoint, "hyper_parameters")
+    settings = check_settings(MODEL, {key: saved.get(key, ADDED_LATER.get(key)) for key in MODEL})
+    n_features, hidden, replicas = settings["n_features"], settings["hidden"], settings["replicas"]
+    check_network_size(n_features, hidden, replicas)
     state = _mapping(checkpoint, "state_dict")
     if not all(isinstance(value, torch.Tensor) and value.is_floating_point() for value in state.values()):
         raise InputError("state_dict: expected floating-point tensors only")
     # sizes must describe the weights the file holds, before a network of those sizes is allocated
-    implied = 2 * n_features + parameter_count(n_features, widths, replicas)
+    implied = 2 * n_features + parameter_count(n_features, hidden, replicas)
     held = sum(value.numel() for value in state.values())
     if implied != held:
         raise InputError(f"hyper_parameters describe {implied} numbers, the state_dict holds {held}")
-    names = settings.get("feature_names")
-    if names is not None and (
-        not isinstance(names, list | tuple)
-        or len(names) != n_features
-        or not all(isinstance(name, str) and len(name) <= 200 and not CONTROL.search(name) for name in names)
-    ):
-        raise InputError(
-            f"feature_names: expected {n_features} names of printable characters, "
-            f"found {printable(repr(names))[:80]}"
-        )
-    model = classifier(
-        replicas,
-        n_features=n_features,
-        feature_names=names,
-        hidden=widths,
-        dropout=number("dropout", settings.get("dropout"), 0, 1, high_open=True),
-        l1=number("l1", settings.get("l1", 0.0), 0),
-        optimizer=settings.get("optimizer") or None,
-        scheduler=settings.get("scheduler") or None,
-    )
+    names = settings["feature_names"]
+    if names is not None and len(names) != n_features:
+        raise InputError(f"feature_names: expected {n_features} names, found {len(names)}")
+    model = classifier(**settings)
     model.on_load_checkpoint(checkpoint)
     try:
         model.load_state_dict(state, strict=True)
@@ -169,37 +146,19 @@ def network(checkpoint: dict) -> PimaClassifier:
     return model
 
 
+# the data settings an evaluation of a checkpoint's held-out rows reads: its split, never its files
+SPLIT_SETTINGS = ("split", "test_size", "split_seed", "stratify", "val_size", "label_column",
+                  "folds", "fold", "fold_seed", "fold_scope")  # fmt: skip
+
+
 def _split_settings(checkpoint) -> dict:
-    """The held-out split's settings, checked; the data paths and URL are left out."""
-    settings = _mapping(checkpoint, "datamodule_hyper_parameters")
-    split = settings.get("split")
-    if split not in SPLITS:
-        raise InputError(f"split: expected one of {', '.join(SPLITS)}, found {split!r:.80}")
-    stratify = settings.get("stratify")
-    if not isinstance(stratify, bool):
-        raise InputError(f"stratify: expected true or false, found {stratify!r:.80}")
-    label_column = settings.get("label_column")
-    if label_column is not None and not (
-        isinstance(label_column, str) and len(label_column) <= 200 and not CONTROL.search(label_column)
-    ):
-        raise InputError(
-            f"label_column: expected a column name or nothing, found {printable(repr(label_column))[:80]}"
-        )
-    trained_on = settings.get("path")
-    if trained_on is not None and not (isinstance(trained_on, str) and not CONTROL.search(trained_on)):
-        raise InputError(
-            f"path: expected the text of a path or nothing, found {printable(repr(trained_on))[:80]}"
-        )
-    return {
-        "split": split,
-        "test_size": number("test_size", settings.get("test_size"), 0, 1, low_open=True, high_open=True),
-        "split_seed": whole("split_seed", settings.get("split_seed"), 0, 2**32 - 1),
-        "stratify": stratify,
-        "val_size": number("val_size", settings.get("val_size"), 0, 1, high_open=True),
-        "label_column": label_column,
-        **_fold_settings(settings),
-        "trained_on": trained_on,
-    }
+    """The held-out split's settings, checked; the data paths and URL are left out (``trained_on``: the
+    path's text, to show)."""
+    saved = _mapping(checkpoint, "datamodule_hyper_parameters")
+    folds = "folds" in saved and saved["folds"] != 0
+    keys = [key for key in SPLIT_SETTINGS if folds or not key.startswith("fold")] + ["path"]
+    settings = check_settings(DATA, {key: saved.get(key, ADDED_LATER.get(key)) for key in keys})
+    return settings | {"trained_on": settings.pop("path")}
 
 
 class DataRecord(NamedTuple):
@@ -223,22 +182,6 @@ def data_record(checkpoint: dict) -> DataRecord | None:
     if not (isinstance(rows, torch.Tensor) and rows.dtype == torch.int64 and rows.dim() == 1):
         raise InputError("trained_rows: expected a list of 64-bit row fingerprints")
     return DataRecord(digest, np.sort(rows.numpy()))
-
-
-def _fold_settings(settings: dict) -> dict:
-    """The cross-validation fold a run held out (none for checkpoints from before folds existed)."""
-    folds = whole("folds", settings.get("folds", 0), 0, 1_000)
-    if not folds:
-        return {}
-    scope = settings.get("fold_scope")
-    if scope not in FOLD_SCOPES:
-        raise InputError(f"fold_scope: expected one of {', '.join(FOLD_SCOPES)}, found {scope!r:.80}")
-    return {
-        "folds": folds,
-        "fold": whole("fold", settings.get("fold"), 0, folds - 1),
-        "fold_seed": whole("fold_seed", settings.get("fold_seed"), 0, 2**32 - 1),
-        "fold_scope": scope,
-    }
 
 
 def _mapping(checkpoint, key: str) -> dict:

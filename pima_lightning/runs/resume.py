@@ -33,15 +33,13 @@ from packaging.version import InvalidVersion, Version
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.checkpoint import network, read_checkpoint
 from pima_lightning.model import PimaClassifier
+from pima_lightning.settings.declared import ADDED_LATER, DATA, MODEL, fixed
 
 log = logging.getLogger(__name__)
 
 # settings a run cannot change when it resumes: the checkpoint's network, scaling, optimizer state and data
 # order would silently win over them, or not fit them (the model and data module hyperparameters by name)
-FIXED_MODEL = ("n_features", "feature_names", "hidden", "dropout", "l1", "replicas", "optimizer", "scheduler")
-RESUMED_DEFAULTS = {"replicas": 1}  # a plain model's checkpoint has no replicas
-FIXED_DATA = ("path", "label_column", "sha256", "split", "test_size", "split_seed", "stratify", "val_size",
-              "standardize", "batch_size", "folds", "fold", "fold_seed", "fold_scope")  # fmt: skip
+FIXED_MODEL, FIXED_DATA = fixed(MODEL), fixed(DATA)
 # where a ModelCheckpoint's state names files
 PATH_STATES = ("best_model_path", "kth_best_model_path", "last_model_path")
 # a scheduler's progress, its public attributes (torch documents them: LRScheduler.last_epoch, and
@@ -91,11 +89,13 @@ def _check_same_settings(checkpoint: dict, model: PimaClassifier, data_settings:
     if not isinstance(saved_data, dict):
         raise InputError("datamodule_hyper_parameters: missing")
     # a setting a checkpoint predates (label_column, folds) had the value that is its default now
-    now_model = {key: model.hparams.get(key, RESUMED_DEFAULTS.get(key)) for key in FIXED_MODEL}
+    now_model = {key: model.hparams.get(key, ADDED_LATER.get(key)) for key in FIXED_MODEL}
     then = _flat(
-        "model", {key: saved_model.get(key, RESUMED_DEFAULTS.get(key, now_model[key])) for key in FIXED_MODEL}
+        "model", {key: saved_model.get(key, ADDED_LATER.get(key, now_model[key])) for key in FIXED_MODEL}
     )
-    then |= _flat("data", {key: saved_data.get(key, data_settings.get(key)) for key in FIXED_DATA})
+    then |= _flat(
+        "data", {key: saved_data.get(key, ADDED_LATER.get(key, data_settings.get(key))) for key in FIXED_DATA}
+    )
     now = _flat("model", now_model)
     now |= _flat("data", {key: data_settings.get(key) for key in FIXED_DATA})
     changed = [

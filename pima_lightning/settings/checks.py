@@ -1,15 +1,13 @@
-"""Type-and-range checks for single settings, shared by the constructors, ``train`` and checkpoint loading.
-
-Hand-written rather than Hydra structured configs: Hydra 1.3 reports a type error found while
-composing (``seed=abc``) in five lines without the ``error:`` prefix every other mistake gets, and a
-schema cannot say ranges (``optimizer.lr=0``, ``model.hidden=[0]``), which need code anyway. Each
-check returns the value as the type it was checked for, or raises ``InputError`` with one line:
-``<name>=<value>: expected <what>``.
+"""The kinds of setting, each a check: a whole number, a number in a range, true or false, one of some
+choices, text, names, layer widths. ``settings.declared`` says which kind each setting is; commands use
+them for their own settings (``cv.folds``). Each check returns the value as the type it was checked for,
+or raises ``InputError`` with one line: ``<name>=<value>: expected <what>``.
 """
 
 import math
 
 from pima_lightning.errors import InputError
+from pima_lightning.inputs.files import CONTROL, printable
 from pima_lightning.model import MAX_PARAMETERS, parameter_count
 
 
@@ -22,7 +20,7 @@ def whole(name: str, value, low: int = 1, high: int | None = None, unit: str = "
         or (high is not None and value > high)
     ):
         span = f">= {low}" if high is None else f"from {low} to {high}"
-        raise InputError(f"{name}={_shown(value)}: expected a whole number{unit} {span}")
+        raise InputError(f"{name}={shown(value)}: expected a whole number{unit} {span}")
     return value
 
 
@@ -49,41 +47,89 @@ def number(
             span = f"> {low:g}" if low_open else f">= {low:g}"
         else:
             span = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise InputError(f"{name}={_shown(value)}: expected {what} {span}")
+        a_number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        raise InputError(f"{name}={shown(value)}: expected {what if a_number else 'a number'} {span}")
     return float(value)
 
 
-def _shown(value) -> str:
-    """The value as the user typed it on the command line (``[12, 6]``, ``abc``), cut at 80 characters."""
-    return f"{value!s:.80}" if isinstance(value, str) else f"{value!r:.80}"
+def shown(value) -> str:
+    """The value as the user typed it on the command line (``[12, 6]``, ``abc``), cut at 80 characters,
+    its control characters escaped (a checkpoint's text may hold any)."""
+    return printable(f"{value!s:.80}" if isinstance(value, str) else f"{value!r:.80}")
 
 
 def flag(name: str, value) -> bool:
     """``value`` if it is true or false (``data.stratify=yes`` reaches Python as the text 'yes')."""
     if not isinstance(value, bool):
-        raise InputError(f"{name}={_shown(value)}: expected true or false")
+        raise InputError(f"{name}={shown(value)}: expected true or false")
     return value
+
+
+def one_of(name: str, value, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``."""
+    if not (isinstance(value, str) and value in choices):
+        raise InputError(f"{name}={shown(value)}: expected one of {', '.join(choices)}")
+    return value
+
+
+MAX_TEXT = 1000  # characters of a path, URL or digest a setting may hold
+
+
+def optional_text(name: str, value, what: str = "text") -> str | None:
+    """``value`` if it is printable text of at most ``MAX_TEXT`` characters, or None."""
+    if value is not None and not (
+        isinstance(value, str) and len(value) <= MAX_TEXT and not CONTROL.search(value)
+    ):
+        raise InputError(f"{name}={shown(value)}: expected {what} (printable characters) or null")
+    return value
+
+
+def column_name(name: str, value) -> str | None:
+    """A column of the CSV's header, by name, or None (the last column)."""
+    if value is not None and not (
+        isinstance(value, str) and 0 < len(value) <= 200 and not CONTROL.search(value)
+    ):
+        raise InputError(f"{name}={shown(value)}: expected a column name from the CSV's header, or null")
+    return value
+
+
+def names(
+    name: str, value, count: int | None = None, example: str = "", optional: bool = True
+) -> list | None:
+    """A list of ``count`` (any number, without one) names of printable characters, or None."""
+    if value is None and optional:
+        return None
+    named = isinstance(value, list | tuple) and (count is None or len(value) == count)
+    if not (named and all(isinstance(n, str) and 0 < len(n) <= 200 and not CONTROL.search(n) for n in value)):
+        how_many = f"{count} names" if count else "a list of names"
+        raise InputError(
+            f"{name}={shown(value)}: expected {how_many} of printable characters, e.g. {example}"
+        )
+    return list(value)
 
 
 # the network sizes every command accepts: what train builds, evaluate, predict, export and summary load
 NETWORK_LIMITS = {"features": 100_000, "layers": 100, "width": 100_000, "replicas": 100_000}
 
 
-def check_layers(hidden: list[int], replicas: int = 1, prefix: str = "") -> None:
-    """Raise InputError unless the layer count, each width and the replicas fit ``NETWORK_LIMITS``."""
-    if len(hidden) > NETWORK_LIMITS["layers"]:
-        raise InputError(
-            f"{prefix}hidden: {len(hidden)} layers; at most {NETWORK_LIMITS['layers']} are accepted"
-        )
-    for width in hidden:
-        whole(f"{prefix}hidden width", width, 1, NETWORK_LIMITS["width"])
-    whole(f"{prefix}replicas", replicas, 1, NETWORK_LIMITS["replicas"])
+def widths(name: str, value) -> list[int]:
+    """The hidden layers' widths: a list of whole numbers >= 1 (empty: logistic regression) within
+    ``NETWORK_LIMITS``."""
+    listed = isinstance(value, list | tuple)
+    if not (listed and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in value)):
+        raise InputError(f"{name}={shown(value)}: expected a list of whole numbers >= 1, e.g. [12, 6]")
+    if len(value) > NETWORK_LIMITS["layers"]:
+        raise InputError(f"{name}: {len(value)} layers; at most {NETWORK_LIMITS['layers']} are accepted")
+    for width in value:
+        whole(f"{name} width", width, 1, NETWORK_LIMITS["width"])
+    return list(value)
 
 
 def check_network_size(n_features: int, hidden: list[int], replicas: int = 1, prefix: str = "") -> None:
     """Raise InputError unless the network fits ``NETWORK_LIMITS`` and ``MAX_PARAMETERS``."""
     whole(f"{prefix}n_features", n_features, 1, NETWORK_LIMITS["features"])
-    check_layers(hidden, replicas, prefix)
+    widths(f"{prefix}hidden", hidden)
+    whole(f"{prefix}replicas", replicas, 1, NETWORK_LIMITS["replicas"])
     if (count := parameter_count(n_features, hidden, replicas)) > MAX_PARAMETERS:
         raise InputError(
             f"{prefix}hidden={list(hidden)!r:.80} with {n_features} features and {replicas} replica(s) has "

@@ -6,7 +6,7 @@ recursively and, for a ``local://`` path, anywhere) and the data module's random
 may come from anywhere, so the run resumes from a copy in which
 
 - the network and its weights are those ``checkpoint.network`` accepts for inference (one loader);
-- the settings that cannot change (network, optimizer, scheduler, data) equal the config's;
+- the settings that cannot change (declared `fixed` in `settings/declared.py`) equal the config's;
 - the optimizer's hyperparameters are the config's, its buffers restored only when each has its
   parameter's shape and finite values (with a scheduler, the learning rate it reached is kept);
 - the scheduler's settings are the config's, only its progress restored: its public epoch and plateau
@@ -20,7 +20,6 @@ may come from anywhere, so the run resumes from a copy in which
 
 import copy
 import logging
-import math
 import shutil
 from pathlib import Path
 
@@ -40,12 +39,12 @@ log = logging.getLogger(__name__)
 # settings a run cannot change when it resumes: the checkpoint's network, scaling, optimizer state and data
 # order would silently win over them, or not fit them (the model and data module hyperparameters by name)
 FIXED_MODEL, FIXED_DATA = fixed(MODEL), fixed(DATA)
-# where a ModelCheckpoint's state names files
-PATH_STATES = ("best_model_path", "kth_best_model_path", "last_model_path")
 # a scheduler's progress, its public attributes (torch documents them: LRScheduler.last_epoch, and
 # ReduceLROnPlateau's best, num_bad_epochs and cooldown_counter); the rest of its state is its settings,
 # taken from the config, or torch's private bookkeeping, left as a fresh scheduler has it
 SCHEDULER_PROGRESS = ("last_epoch", "best", "num_bad_epochs", "cooldown_counter")
+LOOPS = ("fit_loop", "validate_loop", "test_loop", "predict_loop")  # the loops a checkpoint saves
+SETTINGS = {"patience", "dirpath", "monitor", "mode"}  # in a callback's state, taken from the config
 # the parts of a checkpoint that Lightning and this package read; the rest is left out of the copy
 KEPT = ("epoch", "global_step", "pytorch-lightning_version", "state_dict", "loops", "callbacks",
         "optimizer_states", "lr_schedulers", "hparams_name", "hyper_parameters", "datamodule_hparams_name",
@@ -63,14 +62,16 @@ def resumable_checkpoint(
     try:
         network(checkpoint)  # the same checks as for inference
         _check_same_settings(checkpoint, model, dict(datamodule.hparams))
-        _migrate(checkpoint, _version(checkpoint))
+        _migrate(checkpoint)
+        # the layout this Lightning's loops save (Lightning has no public description of it)
+        loops = {name: getattr(trainer, name).state_dict() for name in LOOPS}
         copy_ = {key: checkpoint[key] for key in KEPT if key in checkpoint}
         copy_ |= {
             "pytorch-lightning_version": L.__version__,  # migrated: its layout is this Lightning's now
-            "epoch": _counter("epoch", checkpoint.get("epoch")),
-            "global_step": _counter("global_step", checkpoint.get("global_step")),
-            "loops": _loops(checkpoint.get("loops"), trainer),
-            "callbacks": _callback_states(checkpoint.get("callbacks"), trainer, Path(ckpt_path)),
+            "epoch": _like("epoch", checkpoint.get("epoch"), 0),
+            "global_step": _like("global_step", checkpoint.get("global_step"), 0),
+            "loops": _like("loops", checkpoint.get("loops"), loops),
+            "callbacks": _callback_states(checkpoint.get("callbacks") or {}, trainer, Path(ckpt_path)),
             **_optimizer_states(checkpoint, model),
         }
         data_key = type(datamodule).__qualname__
@@ -88,16 +89,16 @@ def _check_same_settings(checkpoint: dict, model: PimaClassifier, data_settings:
     saved_model, saved_data = checkpoint["hyper_parameters"], checkpoint.get("datamodule_hyper_parameters")
     if not isinstance(saved_data, dict):
         raise InputError("datamodule_hyper_parameters: missing")
-    # a setting a checkpoint predates (label_column, folds) had the value that is its default now
-    now_model = {key: model.hparams.get(key, ADDED_LATER.get(key)) for key in FIXED_MODEL}
-    then = _flat(
-        "model", {key: saved_model.get(key, ADDED_LATER.get(key, now_model[key])) for key in FIXED_MODEL}
-    )
-    then |= _flat(
-        "data", {key: saved_data.get(key, ADDED_LATER.get(key, data_settings.get(key))) for key in FIXED_DATA}
-    )
-    now = _flat("model", now_model)
-    now |= _flat("data", {key: data_settings.get(key) for key in FIXED_DATA})
+    # a setting a checkpoint predates (label_column, folds) had the value ADDED_LATER says
+    now = {
+        "model": {key: model.hparams.get(key, ADDED_LATER.get(key)) for key in FIXED_MODEL},
+        "data": {key: data_settings.get(key) for key in FIXED_DATA},
+    }
+    then = {
+        section: {key: saved.get(key, ADDED_LATER.get(key, value)) for key, value in now[section].items()}
+        for section, saved in (("model", saved_model), ("data", saved_data))
+    }
+    then, now = _flat("", then), _flat("", now)
     changed = [
         f"{key.replace('model.optimizer', 'optimizer').replace('model.scheduler', 'scheduler')} "
         f"({then.get(key)!r:.120} then, {now.get(key)!r:.120} now)"
@@ -118,13 +119,15 @@ def _flat(prefix: str, value) -> dict:
         return {
             key: item
             for name, child in value.items()
-            for key, item in _flat(f"{prefix}.{name}", child).items()
+            for key, item in _flat(f"{prefix}{name}.", child).items()
         }
-    return {prefix: list(value) if isinstance(value, tuple) else value}
+    return {prefix.removesuffix("."): list(value) if isinstance(value, tuple) else value}
 
 
-def _version(checkpoint: dict) -> str:
-    """The Lightning version that wrote the checkpoint (Lightning migrates older ones), if one it knows."""
+def _migrate(checkpoint: dict) -> None:
+    """Lightning's own migrations (its public ``migrate_checkpoint``, what its loader applies) of a
+    checkpoint of an older Lightning, so that it is checked against this one's loop layout, not refused
+    for it; a version that is none, or newer, and parts they cannot migrate are refused."""
     written = checkpoint.get("pytorch-lightning_version")
     try:
         version = Version(written) if isinstance(written, str) and len(written) <= 40 else None
@@ -136,13 +139,6 @@ def _version(checkpoint: dict) -> str:
         )
     if version > Version(L.__version__):
         raise InputError(f"written by Lightning {version}, newer than this Lightning {L.__version__}")
-    return written
-
-
-def _migrate(checkpoint: dict, written: str) -> None:
-    """Lightning's own migrations (its public ``migrate_checkpoint``, what its loader applies), so that
-    a checkpoint of an older Lightning is checked against this one's loop layout, not refused for it;
-    parts they cannot migrate (a crafted or damaged layout) are refused."""
     try:
         migrate_checkpoint(checkpoint)
     except Exception as err:  # the migrations index into the layout they expect: KeyError, TypeError, ...
@@ -152,90 +148,54 @@ def _migrate(checkpoint: dict, written: str) -> None:
         ) from None
 
 
-def _counter(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
-        raise InputError(f"{name}: expected a count, found {value!r:.60}")
-    return value
-
-
-def _loops(loops, trainer: L.Trainer) -> dict:
-    """The loop counters, of the structure this Lightning's loops save (same keys, counts as counts)."""
-    expected = {
-        "fit_loop": trainer.fit_loop.state_dict(),
-        "validate_loop": trainer.validate_loop.state_dict(),
-        "test_loop": trainer.test_loop.state_dict(),
-        "predict_loop": trainer.predict_loop.state_dict(),
-    }
-    _same_structure("loops", loops, expected)
-    return loops
-
-
-def _same_structure(where: str, value, expected) -> None:
-    """Raise InputError unless ``value`` has the keys of ``expected`` at every level, leaves of its types."""
-    if isinstance(expected, dict):
-        if not isinstance(value, dict) or set(value) != set(expected):
+def _like(where: str, value, reference):
+    """``value`` if it has the form of ``reference``, what this Lightning and torch save there: the same
+    keys at every level, a count for a count, a number (not NaN) for a number, a one-number tensor for a
+    tensor, true or false, short text; where the reference is None, None or a plain value."""
+    if isinstance(reference, dict):
+        if not isinstance(value, dict) or set(value) != set(reference):
             found = sorted(map(str, value)) if isinstance(value, dict) else type(value).__name__
-            raise InputError(f"{where}: expected the keys {sorted(expected)}, found {found!s:.120}")
-        for key, item in expected.items():
-            _same_structure(f"{where}.{key}", value[key], item)
-    elif isinstance(expected, bool):
-        if not isinstance(value, bool):
-            raise InputError(f"{where}: expected true or false, found {value!r:.60}")
-    elif isinstance(expected, int):
-        _counter(where, value)
-    elif expected is not None and type(value) is not type(expected):
-        raise InputError(f"{where}: expected a {type(expected).__name__}, found {type(value).__name__}")
+            raise InputError(f"{where}: expected the keys {sorted(reference)}, found {found!s:.120}")
+        return {key: _like(f"{where}.{key}", value[key], item) for key, item in reference.items()}
+    number = isinstance(value, int | float) and not isinstance(value, bool) and value == value  # not NaN
+    if isinstance(reference, bool):
+        ok, what = isinstance(value, bool), "true or false"
+    elif isinstance(reference, int):
+        ok, what = number and isinstance(value, int) and 0 <= value < 2**53, "a count"
+    elif isinstance(reference, float):
+        ok, what = number, "a number"
+    elif isinstance(reference, torch.Tensor):
+        ok = isinstance(value, torch.Tensor) and value.numel() == 1 and not value.isnan().any()
+        what = "a one-number tensor"
+    elif isinstance(reference, str):
+        ok, what = isinstance(value, str) and len(value) <= 1000, "text"
+    else:
+        ok, what = reference is None and (value is None or number or isinstance(value, str)), "a plain value"
+    if not ok:
+        raise InputError(f"{where}: expected {what}, found {value!r:.60}")
+    return value
 
 
 def _callback_states(states, trainer: L.Trainer, ckpt_path: Path) -> dict:
     """The states of this run's callbacks, each checked; the others are left out (Lightning ignores them)."""
-    if states is None:
-        return {}
     if not isinstance(states, dict):
         raise InputError(f"callbacks: expected a mapping of callback states, found {type(states).__name__}")
     kept = {}
-    for callback in trainer.callbacks:
-        if callback.state_key not in states:
-            continue
-        state = states[callback.state_key]
-        fresh = callback.state_dict()
+    for callback in (callback for callback in trainer.callbacks if callback.state_key in states):
+        state, fresh, name = states[callback.state_key], callback.state_dict(), type(callback).__name__
         if not isinstance(state, dict):
-            raise InputError(f"callbacks: {type(callback).__name__}'s state is not a mapping")
+            raise InputError(f"callbacks: {name}'s state is not a mapping")
         if isinstance(callback, ModelCheckpoint):
             state = _model_checkpoint_state(state, callback, ckpt_path)
-        else:  # its settings are the config's; its progress must be of the types it saves
-            state = {key: state.get(key, value) for key, value in fresh.items()}
-            for key in ("patience", "dirpath", "monitor", "mode"):
-                if key in fresh:
-                    state[key] = fresh[key]
-            for key, value in state.items():
-                _leaf(f"{type(callback).__name__}.{key}", value, fresh[key])
+        else:  # its progress, of the types it saves; its settings are the config's
+            state = fresh | {key: state[key] for key in fresh.keys() - SETTINGS if key in state}
+            _like(f"callbacks: {name}", state, fresh)
         try:  # a state that its callback cannot take is refused here, not in the middle of fit
             copy.deepcopy(callback).load_state_dict(state)
         except Exception as err:
-            raise InputError(
-                f"callbacks: {type(callback).__name__}'s state: {type(err).__name__}: {err!s:.120}"
-            ) from None
+            raise InputError(f"callbacks: {name}'s state: {type(err).__name__}: {err!s:.120}") from None
         kept[callback.state_key] = state
     return kept
-
-
-def _leaf(where: str, value, expected) -> None:
-    """A single state value: a count, a finite or infinite number, a scalar tensor, short text or None."""
-    if value is None or (expected is None and isinstance(value, str | int | float)):
-        return
-    if isinstance(expected, torch.Tensor) or isinstance(value, torch.Tensor):
-        ok = isinstance(value, torch.Tensor) and value.numel() == 1 and not torch.isnan(value).any()
-    elif isinstance(expected, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(expected, int | float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
-    elif isinstance(expected, str):
-        ok = isinstance(value, str) and len(value) <= 1000
-    else:
-        ok = type(value) is type(expected)
-    if not ok:
-        raise InputError(f"callbacks: {where}: unexpected value {value!r:.60}")
 
 
 def _model_checkpoint_state(state: dict, callback: ModelCheckpoint, ckpt_path: Path) -> dict:
@@ -243,31 +203,22 @@ def _model_checkpoint_state(state: dict, callback: ModelCheckpoint, ckpt_path: P
     those at the next save, so a resume never reads them. What they were for, the best epoch, is found by
     name instead: the file this callback writes (``best.ckpt``) in the folder of ``ckpt_path``, checked
     and copied into this run's folder, is the callback's best again."""
-    best_k = state.get("best_k_models") or {}
-    if not isinstance(best_k, dict):
+    if not isinstance(state.get("best_k_models") or {}, dict):
         raise InputError("callbacks: ModelCheckpoint.best_k_models is not a mapping")
     scores = {key: state.get(key) for key in ("best_model_score", "current_score", "kth_value")}
     for key, value in scores.items():
-        _leaf(f"ModelCheckpoint.{key}", value, torch.tensor(0.0))
+        if value is not None:
+            _like(f"callbacks: ModelCheckpoint.{key}", value, torch.tensor(0.0))
     kept = callback.state_dict() | scores
-    best = _best_checkpoint(callback, ckpt_path) if scores["best_model_score"] is not None else None
-    if best is not None:
-        kept |= {
-            "best_model_path": best,
-            "kth_best_model_path": best,
-            "best_k_models": {best: scores["best_model_score"]},
-        }
-    # a run's own state names files beside its checkpoint; say so when it names any other place
+    if scores["best_model_score"] is not None and (best := _best_checkpoint(callback, ckpt_path)):
+        kept |= {"best_model_path": best, "kth_best_model_path": best,
+                 "best_k_models": {best: scores["best_model_score"]}}  # fmt: skip
     home = ckpt_path.expanduser().resolve().parent
-    saved = [path for path in (*(state.get(key) for key in PATH_STATES), *best_k) if path]
-    elsewhere = [path for path in saved if not isinstance(path, str) or _elsewhere(path, home)]
-    if elsewhere:
-        log.info(
-            "%s's saved paths from %s not restored (%s): a resume reads none",
-            type(callback).__name__,
-            ckpt_path,
-            ", ".join(repr(str(path)[:200]) for path in elsewhere[:3]),
-        )
+    named = [state.get("best_model_path"), state.get("last_model_path"), *(state.get("best_k_models") or {})]
+    elsewhere = [path for path in named if path and (not isinstance(path, str) or _elsewhere(path, home))]
+    if elsewhere:  # a run's own state names files beside its checkpoint: say so when it names another place
+        log.info("ModelCheckpoint's saved paths from %s not restored (%s): a resume reads none", ckpt_path,
+                 ", ".join(repr(str(path)[:200]) for path in elsewhere[:3]))  # fmt: skip
     return kept
 
 
@@ -301,38 +252,34 @@ def _optimizer_states(checkpoint: dict, model: PimaClassifier) -> dict:
     saved = checkpoint.get("optimizer_states")
     if not (isinstance(saved, list) and len(saved) == 1 and isinstance(saved[0], dict)):
         raise InputError("optimizer_states: expected the state of one optimizer")
-    parameters = list(model.parameters())
-    buffers = saved[0].get("state", {})
+    parameters, buffers = list(model.parameters()), saved[0].get("state", {})
     if not isinstance(buffers, dict):
         raise InputError("optimizer_states: its state is not a mapping")
     for index, state in buffers.items():
         if not (isinstance(index, int) and 0 <= index < len(parameters) and isinstance(state, dict)):
             raise InputError(f"optimizer_states: a state for parameter {index!r:.40}, of {len(parameters)}")
-        shape = parameters[index].shape
         for name, value in state.items():
-            scalar = isinstance(value, torch.Tensor) and value.numel() == 1 and name == "step"
-            if value is None or (isinstance(value, int | float) and math.isfinite(value)):
+            where, shape = f"optimizer_states: parameter {index}'s {name!s:.40}", parameters[index].shape
+            if value is None or (isinstance(value, int | float) and abs(value) < float("inf")):
                 continue
             if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-                raise InputError(f"optimizer_states: parameter {index}'s {name!s:.40} is not a float tensor")
-            if value.shape != shape and not scalar:
-                raise InputError(
-                    f"optimizer_states: parameter {index}'s {name!s:.40} has shape {tuple(value.shape)}, "
-                    f"the parameter {tuple(shape)}"
-                )
+                raise InputError(f"{where} is not a float tensor")
+            if value.shape != shape and not (name == "step" and value.numel() == 1):
+                raise InputError(f"{where} has shape {tuple(value.shape)}, the parameter {tuple(shape)}")
             if not torch.isfinite(value).all():
-                raise InputError(
-                    f"optimizer_states: parameter {index}'s {name!s:.40} holds non-finite numbers"
-                )
-    groups = optimizer.state_dict()["param_groups"]
-    states = {"lr_schedulers": []}
-    if scheduler is not None:  # the rate it had reached, from the optimizer's saved groups
-        states["lr_schedulers"] = [
-            _scheduler_progress(checkpoint.get("lr_schedulers"), scheduler.state_dict())
-        ]
+                raise InputError(f"{where} holds non-finite numbers")
+    groups, schedulers = optimizer.state_dict()["param_groups"], []
+    if scheduler is not None:  # its progress, and the rate it had reached (the optimizer's saved groups)
+        saved_schedulers = checkpoint.get("lr_schedulers")
+        if not (isinstance(saved_schedulers, list) and len(saved_schedulers) == 1):
+            raise InputError("lr_schedulers: expected the state of one scheduler")
+        fresh = scheduler.state_dict()
+        progress = {
+            key: saved_schedulers[0].get(key, fresh[key]) for key in SCHEDULER_PROGRESS if key in fresh
+        }
+        schedulers = [fresh | _like("lr_schedulers", progress, {key: fresh[key] for key in progress})]
         groups = [group | {"lr": lr} for group, lr in zip(groups, _rates(saved[0], len(groups)), strict=True)]
-    states["optimizer_states"] = [{"state": buffers, "param_groups": groups}]
-    return states
+    return {"optimizer_states": [{"state": buffers, "param_groups": groups}], "lr_schedulers": schedulers}
 
 
 def _rates(saved: dict, count: int) -> list[float]:
@@ -341,28 +288,9 @@ def _rates(saved: dict, count: int) -> list[float]:
     rates = [group.get("lr") if isinstance(group, dict) else None for group in groups or []]
     if not (isinstance(groups, list) and len(rates) == count):
         raise InputError(f"optimizer_states: expected {count} parameter group(s)")
-    if not all(isinstance(lr, int | float) and math.isfinite(lr) and lr > 0 for lr in rates):
+    if not all(isinstance(lr, int | float) and 0 < lr < float("inf") for lr in rates):
         raise InputError(f"optimizer_states: learning rates {rates!r:.60}: expected positive numbers")
     return [float(lr) for lr in rates]
-
-
-def _scheduler_progress(saved, fresh: dict) -> dict:
-    """The config's scheduler state with the checkpoint's progress (``SCHEDULER_PROGRESS``)."""
-    if not (isinstance(saved, list) and len(saved) == 1 and isinstance(saved[0], dict)):
-        raise InputError("lr_schedulers: expected the state of one scheduler")
-    state = dict(fresh)
-    for key in SCHEDULER_PROGRESS:
-        if key not in fresh:
-            continue
-        value = saved[0].get(key, fresh[key])
-        if isinstance(fresh[key], int):  # last_epoch, num_bad_epochs, cooldown_counter
-            ok = isinstance(value, int) and not isinstance(value, bool) and -1 <= value < 2**53
-        else:  # best: a loss, or +-inf before the first one
-            ok = isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
-        if not ok:
-            raise InputError(f"lr_schedulers: {key}: unexpected value {value!r:.60}")
-        state[key] = value
-    return state
 
 
 def _random_state(state) -> dict:
@@ -372,15 +300,13 @@ def _random_state(state) -> dict:
     recorded = {"data_sha256", "trained_rows"}
     if not isinstance(state, dict) or set(state) - {"torch_rng_state", "cuda_rng_states", *recorded}:
         raise InputError("the data module's state: expected torch_rng_state (and cuda_rng_states)")
-    reference = torch.get_rng_state()
-    rng = state.get("torch_rng_state")
+    reference, rng, cuda = torch.get_rng_state(), state.get("torch_rng_state"), state.get("cuda_rng_states")
     if rng is not None and not (
         isinstance(rng, torch.Tensor) and rng.dtype == torch.uint8 and rng.shape == reference.shape
     ):
         raise InputError(f"the data module's torch_rng_state: expected {reference.numel()} bytes")
     if rng is not None and not rng.any():
         raise InputError("the data module's torch_rng_state: all zero, which no generator saves")
-    cuda = state.get("cuda_rng_states")
     if cuda is not None and not (
         isinstance(cuda, list) and all(isinstance(s, torch.Tensor) and s.dtype == torch.uint8 for s in cuda)
     ):

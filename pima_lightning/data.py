@@ -1,5 +1,6 @@
 """``PimaDataModule``: the Pima CSV, split 67/33 exactly as the notebook's ``train_test_split``."""
 
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from pima_lightning.inputs.csvfile import read_feature_rows, read_labelled_csv
 from pima_lightning.inputs.download import ensure_dataset
 from pima_lightning.inputs.files import MAX_CSV_BYTES, sha256_of
 
+log = logging.getLogger(__name__)
 DATASET_FILENAME = "pima-indians-diabetes.csv"
 DATASET_URL = "https://raw.githubusercontent.com/jbrownlee/Datasets/master/pima-indians-diabetes.data.csv"
 DATASET_SHA256 = "6bfe5d0f379d17a0e0819b996407e3c09bf80febd4287f2ed212190dfff154af"
@@ -29,7 +31,8 @@ DEFAULT_DATA_DIR = "~/.cache/pima_lightning"  # ... and if not
 class PimaDataModule(L.LightningDataModule):
     """Training rows, validation rows and the held-out test rows of a Pima CSV, or of any CSV of numeric
     features and a 0/1 label (``path``; ``label_column`` names the label in its header, else the last
-    column is the label). ``n_features`` and ``feature_names`` (the header's, or None) come from the file.
+    column is the label; ``ignore_columns`` names columns that are not features, such as an ID).
+    ``n_features`` and ``feature_names`` (the header's, or None) come from the file.
 
     ``split`` picks the held-out rows: ``random`` is ``train_test_split(X, Y, test_size,
     random_state=split_seed)``'s test part, in sklearn's order; ``last`` is the last ``test_size``
@@ -61,6 +64,7 @@ class PimaDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         label_column: str | None = None,
+        ignore_columns: Sequence[str] | None = None,
         folds: int = 0,
         fold: int = 0,
         fold_seed: int = 0,
@@ -73,6 +77,7 @@ class PimaDataModule(L.LightningDataModule):
             raise ValueError(f"split={split!r}: expected one of {', '.join(SPLITS)}")
         # plain data in checkpoints: an omegaconf list there is refused by torch's weights-only loader
         class_names = [str(name) for name in class_names] if class_names is not None else None
+        ignore_columns = [str(name) for name in ignore_columns] if ignore_columns else None
         self.save_hyperparameters(logger=False)
         data_dir = data_dir or os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR
         self.csv_path = Path(path or Path(data_dir) / DATASET_FILENAME).expanduser()
@@ -97,9 +102,17 @@ class PimaDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
-        features, labels, self.feature_names, self.label_name = read_labelled_csv(
-            self.csv_path, label_column=hp.label_column
+        table = read_labelled_csv(
+            self.csv_path, label_column=hp.label_column, ignore_columns=hp.ignore_columns or ()
         )
+        features, labels = table.features, table.labels
+        self.feature_names, self.label_name = table.feature_names, table.label_name
+        if table.unlabelled:
+            log.warning(
+                "%s: %d rows without a label left out of training and scoring",
+                self.csv_path,
+                table.unlabelled,
+            )
         self.data_sha256 = sha256_of(self.csv_path, "data.path", MAX_CSV_BYTES, kind="CSV")
         self.n_features = features.shape[1]
         if len(set(labels.tolist())) == 1:  # no split or stratification can help

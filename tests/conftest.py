@@ -105,3 +105,21 @@ def descendants(pid: int) -> set[int]:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
+
+
+def peak_memory_of(reader: str, path) -> tuple[str, int]:
+    """``reader(path)``'s error (or ``loaded``) and how far (MiB) it raised the peak resident memory of a
+    process that had already imported it (so the figure does not depend on the imports' size). ``reader``:
+    ``module:function``, e.g. ``pima_lightning.inputs.checkpoint:load_checkpoint``."""
+    module, function = reader.split(":")
+    code = (
+        f"import resource, sys\nfrom {module} import {function} as read\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n    read(sys.argv[1])\n    print('loaded')\nexcept ValueError as err:\n    print(err)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    message, peak = result.stdout.strip().rsplit("\n", 1)
+    return message, int(peak)

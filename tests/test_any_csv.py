@@ -1,13 +1,16 @@
 """Any binary-classification CSV: feature count and names come from the file and travel with the model."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
 from conftest import predicted_probabilities
 
+from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError
 from pima_lightning.evaluate import evaluate
+from pima_lightning.inputs import csvfile
 from pima_lightning.inputs.checkpoint import load_checkpoint
 from pima_lightning.inputs.csvfile import read_labelled_csv
 from pima_lightning.predict import predict
@@ -94,3 +97,66 @@ def test_train_predict_evaluate_and_summary_on_a_five_feature_csv(
     summary = cli("summary", f"ckpt_path={checkpoint}")
     assert "Inputs: age, dose, weight, score, pressure" in summary.stdout
     assert "Total params: 157" in summary.stdout  # 5*12+12 + 12*6+6 + 6+1
+
+
+@pytest.fixture(scope="module")
+def csv_with_an_id(five_feature_csv, tmp_path_factory):
+    """five.csv with a text ID first and a free-text note last: columns that are not features."""
+    path, features, labels = five_feature_csv
+    header, *rows = path.read_text().splitlines()
+    lines = [f"patient_id,{header},note"] + [f"P{k:04d},{row},seen on day {k}" for k, row in enumerate(rows)]
+    with_id = tmp_path_factory.mktemp("data") / "with_id.csv"
+    with_id.write_text("\n".join(lines) + "\n")
+    return with_id, features, labels
+
+
+def test_ignored_columns_are_not_features_and_are_never_read_as_numbers(csv_with_an_id):
+    path, features, labels = csv_with_an_id
+    read = read_labelled_csv(path, label_column="outcome", ignore_columns=["patient_id", "note"])
+    np.testing.assert_allclose(read.features, features, atol=1e-4)
+    assert read.labels.tolist() == labels.tolist()
+    assert read.feature_names == ["age", "dose", "weight", "score", "pressure"]
+    header = path.read_text().splitlines()[0].split(",")
+    assert csvfile._parsed_by_pandas(path, header, [0, 7]) is not None  # read in one pass, not line by line
+    with pytest.raises(InputError, match=r"line 2, column 1 \('patient_id'\): 'P0000' is not a number; .* "
+                                         r"left out \(data.ignore_columns=\[patient_id\]\)"):  # fmt: skip
+        read_labelled_csv(path, label_column="outcome")
+    with pytest.raises(InputError, match=r"data.ignore_columns=\[outcome\]: 'outcome' is the label column"):
+        read_labelled_csv(path, label_column="outcome", ignore_columns=["outcome"])
+    with pytest.raises(InputError, match=r"data.ignore_columns=\[height\]: .* has no column 'height'"):
+        read_labelled_csv(path, label_column="outcome", ignore_columns=["height"])
+
+
+def test_a_run_that_ignores_an_id_column_trains_evaluates_and_predicts_on_its_own_file(
+    csv_with_an_id, train_cli, tmp_path
+):
+    path, features, _ = csv_with_an_id
+    run_dir = tmp_path / "run"
+    result = train_cli(
+        f"data.path={path}", "data.label_column=outcome", "data.ignore_columns=[patient_id,note]",
+        "trainer.max_epochs=5", "trainer.enable_progress_bar=false", run_dir=run_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Inputs: age, dose, weight, score, pressure" in result.stdout
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    model, split = load_checkpoint(checkpoint)
+    assert split["ignore_columns"] == ["patient_id", "note"]
+    (tmp_path / "evaluation").mkdir()  # the held-out rows of the same file, its columns as the run read them
+    report = evaluate(str(checkpoint), tmp_path / "evaluation", str(path), "held_out")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert report["n_rows"] == 132 and report["acc"] == pytest.approx(metrics["test/acc"])
+    probabilities = predict(str(checkpoint), str(path), tmp_path / "p.csv")  # ID, label and note not read
+    np.testing.assert_allclose(probabilities, predicted_probabilities(model, features), atol=1e-5)
+
+
+def test_the_data_module_leaves_out_rows_without_a_label_and_says_how_many(pima_csv, tmp_path, caplog):
+    lines = pima_csv.read_text().splitlines()
+    for row in (3, 100, 700):
+        lines[row] = lines[row].rsplit(",", 1)[0] + ","
+    path = tmp_path / "three_unlabelled.csv"
+    path.write_text("\n".join(lines) + "\n")
+    datamodule = PimaDataModule(path=str(path))
+    with caplog.at_level(logging.WARNING, logger="pima_lightning.data"):
+        datamodule.setup("fit")
+    assert f"{path}: 3 rows without a label left out of training and scoring" in caplog.text
+    assert len(datamodule.train_set) + len(datamodule.test_set) == 765

@@ -3,6 +3,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import peak_memory_of
 
 from pima_lightning.errors import InputError
 from pima_lightning.inputs import csvfile
@@ -119,17 +120,17 @@ def test_what_is_not_a_regular_file_is_refused_before_it_is_opened(tmp_path, kin
         read_pima_csv(path)
 
 
-def test_numpy_and_the_line_by_line_reader_agree(tmp_path, pima_csv):
-    """Two readers, one answer: numpy's table is the Python parser's, header, quotes and spaces included."""
+def test_pandas_and_the_line_by_line_reader_agree(tmp_path, pima_csv):
+    """Two readers, one answer: pandas' table is the Python parser's, header, quotes and spaces included."""
     lines = pima_csv.read_text().splitlines()
     text = HEADER + "\n" + "\n".join([f'"{lines[0]}"'.replace(",", '","'), " " + lines[1], *lines[2:]]) + "\n"
     path = write(tmp_path, text)
-    by_numpy = csvfile._parsed_by_numpy(path, has_header=True)
+    by_pandas = csvfile._parsed_by_pandas(path, HEADER.split(","))
     by_line = csvfile._parsed_line_by_line(
         path, "data.path", Columns(None, -1, None, "{width} values"), HEADER.split(",")
     )
-    np.testing.assert_array_equal(by_numpy, by_line)
-    np.testing.assert_array_equal(by_numpy, np.loadtxt(pima_csv, delimiter=","))
+    np.testing.assert_array_equal(by_pandas, by_line)
+    np.testing.assert_array_equal(by_pandas, np.loadtxt(pima_csv, delimiter=","))
 
 
 def test_non_utf8_file_is_reported(tmp_path):
@@ -213,9 +214,8 @@ def test_a_header_wider_or_narrower_than_the_rows_is_refused(tmp_path):
             "line 3, column 9 ('Outcome'): the label is 'yes', expected 0 or 1; map the labels to 0 and 1 "
             "first (e.g. no=0, yes=1)",
         ),
-        ("6,148,72,35,0,33.6,0.627,50,", "line 3, column 9 ('Outcome'): the label is an empty cell"),
     ],
-    ids=["empty-cell", "NA", "text", "yes-label", "empty-label"],
+    ids=["empty-cell", "NA", "text", "yes-label"],
 )
 def test_a_bad_cell_is_named_by_its_header_column_with_what_to_do(tmp_path, row, expected):
     """A new user's own table: the column named as the header names it, the label said to be the
@@ -224,3 +224,27 @@ def test_a_bad_cell_is_named_by_its_header_column_with_what_to_do(tmp_path, row,
     with pytest.raises(InputError) as raised:
         read_pima_csv(path)
     assert str(raised.value).startswith(f"{path}, {expected}")
+
+
+def test_an_endless_line_is_refused_before_the_parser_holds_it(tmp_path):
+    """50 MB of ``1,1,1,...`` on one line: refused as too long, raising the peak memory of the process
+    by a few MiB (pandas' tokeniser would hold 25 million fields of it: hundreds of MiB)."""
+    path = tmp_path / "endless.csv"
+    with path.open("w") as handle:
+        handle.write(ROW0 + "\n" + "1," * 25_000_000 + "1\n")
+    message, peak_mib = peak_memory_of("pima_lightning.inputs.csvfile:read_labelled_csv", path)
+    assert message.endswith("line 2: longer than 65,536 characters; expected a CSV row of numbers")
+    assert peak_mib < 50, peak_mib
+
+
+def test_rows_without_a_label_are_left_out_and_counted(tmp_path):
+    """An empty label cell or a missing-value mark leaves its row out (nothing to learn or score); a row
+    short of its label cell is still a mistake."""
+    unlabelled = [ROW0[:-1], ROW0[:-1] + "NA", ROW0[:-1] + " ?"]
+    read = read_labelled_csv(write(tmp_path, "\n".join([HEADER, ROW1, *unlabelled, ROW0]) + "\n"))
+    assert read.labels.tolist() == [0, 1] and read.unlabelled == 3
+    np.testing.assert_array_equal(read.features[1], [6, 148, 72, 35, 0, 33.6, 0.627, 50])
+    with pytest.raises(InputError, match="line 2: expected 9 comma-separated values"):
+        read_labelled_csv(write(tmp_path, f"{ROW1}\n{ROW0[:-2]}\n", name="short.csv"))
+    with pytest.raises(InputError, match="no row has a label"):
+        read_labelled_csv(write(tmp_path, f"{ROW1[:-1]}\n{ROW0[:-1]}NA\n", name="none.csv"))

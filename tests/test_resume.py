@@ -2,14 +2,12 @@
 Trainer sees it (issue 18 rows 2, 3, 4, 9 and 13). Each crafted checkpoint is a copy of a real one."""
 
 import json
-import subprocess
-import sys
 import zipfile
 from itertools import pairwise
 
 import pytest
 import torch
-from conftest import compose_config
+from conftest import compose_config, peak_memory_of
 
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.checkpoint import load_checkpoint
@@ -125,21 +123,8 @@ def test_a_checkpoint_of_an_older_lightning_is_migrated_as_lightning_migrates_it
 
 
 def peak_memory_of_loading(path) -> tuple[str, int]:
-    """``load_checkpoint(path)``'s error and how far (MiB) loading it raised the peak resident memory of a
-    process that had already imported the package (so the figure does not depend on torch's import size)."""
-    code = (
-        "import resource, sys\n"
-        "from pima_lightning.inputs.checkpoint import load_checkpoint\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "try:\n    load_checkpoint(sys.argv[1])\n    print('loaded')\n"
-        "except ValueError as err:\n    print(err)\n"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
-    )
-    message, peak = result.stdout.strip().rsplit("\n", 1)
-    return message, int(peak)
+    """``load_checkpoint(path)``'s error and how far (MiB) loading it raised the peak resident memory."""
+    return peak_memory_of("pima_lightning.inputs.checkpoint:load_checkpoint", path)
 
 
 def test_size_bombs_are_refused_before_anything_is_materialised(genuine, tmp_path):

@@ -31,10 +31,10 @@ def load_checkpoint(path: str | Path) -> tuple[PimaClassifier, dict]:
     """Return ``(model in eval mode, the split settings it was trained with)``: what
     ``PimaClassifier.load_from_checkpoint`` returns for a checkpoint of one's own, for a file from anywhere.
 
-    The split settings are ``split``, ``test_size``, ``split_seed``, ``stratify``, ``val_size`` and
-    ``label_column``; ``trained_on``: the CSV the run named (None for the public copy), as text to
-    show, never to open; and ``fitted_on``: what the data module recorded of the rows the model was fitted
-    on (``DataRecord``), or None for a checkpoint without that record.
+    The split settings are ``split``, ``test_size``, ``split_seed``, ``stratify``, ``val_size``,
+    ``label_column`` and ``ignore_columns``; ``trained_on``: the CSV the run named (None for the public
+    copy), as text to show, never to open; and ``fitted_on``: what the data module recorded of the rows
+    the model was fitted on (``DataRecord``), or None for a checkpoint without that record.
     """
     checkpoint = read_checkpoint(path)
     try:
@@ -147,7 +147,9 @@ def network(checkpoint: dict) -> PimaClassifier:
 
 
 # the data settings an evaluation of a checkpoint's held-out rows reads: its split, never its files
-SPLIT_SETTINGS = ("split", "test_size", "split_seed", "stratify", "val_size", "label_column",
+# which of a file's columns are the label and the features, on any file the model scores
+COLUMN_SETTINGS = ("label_column", "ignore_columns")
+SPLIT_SETTINGS = ("split", "test_size", "split_seed", "stratify", "val_size", *COLUMN_SETTINGS,
                   "folds", "fold", "fold_seed", "fold_scope")  # fmt: skip
 
 

@@ -4,24 +4,25 @@ The Pima file has 8 features, then the label, and no header; any other CSV works
 features are every column but the label (the last one, or the one ``data.label_column`` names in a
 header), and a header's names are kept as the feature names.
 
-Two readers, one answer. numpy's C parser (``np.loadtxt``) reads the file in one pass into one
-float64 array (a 200 MB, 6.9M-row file: about 2x its float32 size at peak, see
-``benchmarks/csv_memory.py``), and the table is then checked whole. Only when numpy cannot parse a
-file, or the check finds a bad value, is it read again line by line in Python, so that the error
-names the file, the line, the column and what was expected, and a header row is recognised.
-Either way no line longer than ``MAX_LINE_CHARS`` is read whole, and only regular files are opened.
+Two readers, one answer. pandas' C parser reads the file in one pass, a chunk of rows at a time, into
+one float64 array (a 200 MB, 6.9M-row file: see ``benchmarks/csv_memory.py`` for its time and peak
+memory), and the table is then checked whole. Only when pandas cannot parse a file, or the check finds
+a bad value, is it read again line by line in Python, so that the error names the file, the line, the
+column and what was expected. Either way no line longer than ``MAX_LINE_CHARS`` is read whole, and
+only regular files are opened.
 """
 
 import csv
+import io
 import itertools
 import math
-import warnings
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.files import CONTROL, MAX_CSV_BYTES, check_regular, printable
@@ -32,18 +33,21 @@ MAX_LINE_CHARS = 65_536  # a row of 9 numbers takes under 100; a longer line is 
 MAX_MAGNITUDE = 1e30
 MISSING_MARKS = {"NA", "N/A", "NAN", "NULL", "NONE", "?", "-", "MISSING"}  # how tables write a missing value
 SCAN_BYTES = 1 << 20  # how much of a file is looked at a time for a character that is not blank
+CHUNK_ROWS = 1 << 16  # rows pandas parses at a time: a few MB beside the table
 QUOTED_CHARS = 16  # at most this much of a refused file's text is quoted in an error
 DELIMITERS = {";": "';'", "\t": "tab"}  # other delimiters a CSV is saved with, and what to call them
 
 
 class LabelledRows(NamedTuple):
-    """A labelled CSV's rows: float64 ``features (n, k)``, int64 ``labels (n,)``, and the features' and
-    the label's names from its header (None without one)."""
+    """A labelled CSV's rows: float64 ``features (n, k)``, int64 ``labels (n,)``, the features' and the
+    label's names from its header (None without one), and how many rows were left out for having no
+    label (an empty cell or a mark such as ``NA``)."""
 
     features: np.ndarray
     labels: np.ndarray
     feature_names: list[str] | None
     label_name: str | None = None
+    unlabelled: int = 0
 
 
 class Columns(NamedTuple):
@@ -58,10 +62,14 @@ class Columns(NamedTuple):
 
 
 def read_labelled_csv(
-    path: str | Path, option: str = "data.path", label_column: str | None = None
+    path: str | Path,
+    option: str = "data.path",
+    label_column: str | None = None,
+    ignore_columns: Sequence[str] = (),
 ) -> LabelledRows:
     """The rows of a labelled CSV in file order. The label is the last column, or the header's column
-    named ``label_column``; every other column is a feature. ``option`` is the setting that named the
+    named ``label_column``; every other column is a feature, but those the header names in
+    ``ignore_columns`` (an ID, a date: never read as numbers). ``option`` is the setting that named the
     file: error messages tell the user to change it."""
     path = Path(path)
     _check_regular_file(path, option)
@@ -81,18 +89,53 @@ def read_labelled_csv(
                 f"{', '.join(header)[:300]})"
             )
         label = header.index(label_column)
-    expected = (
-        "{width} comma-separated values ({features} features, then a 0/1 label)"
-        if label == -1
-        else f"{{width}} comma-separated values ({{features}} features and the 0/1 label {label_column!r})"
-    )
-    table = _read_table(path, option, Columns(None, label, None, expected), header)
+    if ignore_columns and header is None:
+        raise InputError(
+            f"data.ignore_columns={_listed(ignore_columns)}: {path} has no header line naming its columns; "
+            "add one, or leave data.ignore_columns unset"
+        )
+    if missing := [name for name in ignore_columns if name not in header]:
+        raise InputError(
+            f"data.ignore_columns={_listed(ignore_columns)}: {path} has no column "
+            f"{printable(missing[0])[:80]!r} (its header: {', '.join(header)[:300]})"
+        )
+    ignored = [header.index(name) for name in ignore_columns]
+    if ignored:
+        label %= len(header)
+        if label in ignored:
+            raise InputError(
+                f"data.ignore_columns={_listed(ignore_columns)}: {header[label]!r} is the label column; "
+                "a column to ignore must be a feature column"
+            )
+        if len(header) - len(set(ignored)) < 2:
+            raise InputError(f"data.ignore_columns={_listed(ignore_columns)}: no feature column is left")
+    if ignored:
+        expected = "{width} comma-separated values, one for each column of the header"
+    elif label == -1:
+        expected = "{width} comma-separated values ({features} features, then a 0/1 label)"
+    else:
+        named = f"the 0/1 label {label_column!r}"
+        expected = "{width} comma-separated values ({features} features and " + named + ")"
+    kept = [column for column in range(len(header)) if column not in ignored] if ignored else None
+    table = _read_table(path, option, Columns(kept, label, None, expected), header, ignored)
+    names = header if kept is None else [header[column] for column in kept]
+    label = label % table.shape[1] if kept is None else kept.index(label)
+    unlabelled = np.isnan(table[:, label])
+    if unlabelled.any():  # rows without a label: nothing to learn or score
+        table = table[~unlabelled]
+        if not len(table):
+            raise InputError(f"{path}: no row has a label; expected 0 or 1 in the label column")
     width = table.shape[1]
-    label %= width
     features = table[:, :label] if label == width - 1 else np.delete(table, label, axis=1)
-    names = None if header is None else [name for i, name in enumerate(header) if i != label]
-    label_name = None if header is None else header[label]
-    return LabelledRows(features, table[:, label].astype(np.int64), names, label_name)
+    feature_names = None if header is None else [name for i, name in enumerate(names) if i != label]
+    label_name = None if header is None else names[label]
+    labels = table[:, label].astype(np.int64)
+    return LabelledRows(features, labels, feature_names, label_name, int(unlabelled.sum()))
+
+
+def _listed(names: Sequence[str]) -> str:
+    """Column names as typed on the command line: ``[id,date]``."""
+    return f"[{','.join(printable(str(name))[:80] for name in names)}]"
 
 
 def read_feature_rows(
@@ -101,8 +144,9 @@ def read_feature_rows(
     """The features, float64 ``(n, n_features)``, of rows that may also hold a label (not read).
 
     With ``feature_names`` (the model's, from its training CSV's header) and a header in the file, the
-    features are the columns of those names, in that order; a file without a header is read by position
-    (the first ``n_features`` columns); a header the model has no names to match is refused.
+    features are the columns of those names, in that order, and the file's other columns (a label, an
+    ID, text) are not read; a file without a header is read by position (the first ``n_features``
+    columns, then at most a label); a header the model has no names to match is refused.
     """
     path = Path(path)
     _check_regular_file(path, option)
@@ -123,6 +167,11 @@ def read_feature_rows(
                 f"{', '.join(feature_names)[:300]}"
             )
         columns = [header.index(name) for name in feature_names]
+        others = [column for column in range(len(header)) if column not in columns]
+        expected = (
+            f"{{width}} comma-separated values, as the header names ({n_features} of them the features)"
+        )
+        return _read_table(path, option, Columns(columns, None, None, expected), header, others)
     widths = (n_features, n_features + 1)
     expected = (
         f"{n_features} or {n_features + 1} comma-separated values ({n_features} features, optionally a label)"
@@ -130,10 +179,13 @@ def read_feature_rows(
     return _read_table(path, option, Columns(columns, None, widths, expected), header)
 
 
-def _read_table(path: Path, option: str, columns: Columns, header: list[str] | None) -> np.ndarray:
-    """The data rows as a float64 array: every column of a labelled line, or the feature columns read,
-    in their order; all lines must have the width of the first one. ``header``: the file's names."""
-    table = _parsed_by_numpy(path, header is not None)
+def _read_table(
+    path: Path, option: str, columns: Columns, header: list[str] | None, ignored: Sequence[int] = ()
+) -> np.ndarray:
+    """The data rows as a float64 array: every column of a labelled line (a missing label as NaN), or
+    the columns read, in their order; all lines must have the width of the first one. ``header``: the
+    file's names; ``ignored``: columns never read as numbers."""
+    table = _parsed_by_pandas(path, header, ignored)
     if table is None or not _acceptable(table, columns):
         return _parsed_line_by_line(path, option, columns, header)
     if columns.features is None:
@@ -158,21 +210,74 @@ def _check_not_blank(path: Path) -> None:
     raise InputError(f"{path}: no data rows; expected lines of comma-separated numbers")
 
 
-def _parsed_by_numpy(path: Path, has_header: bool) -> np.ndarray | None:
-    """Every data row parsed by numpy in one pass (after the header line, if ``_header`` found one), or
-    None if numpy cannot parse the file."""
+def _parsed_by_pandas(path: Path, header: list[str] | None, ignored: Sequence[int] = ()) -> np.ndarray | None:
+    """Every data row parsed by pandas' C parser (after the ``header`` line, if ``_header`` found one), a
+    chunk of rows at a time, into one float64 array, so that the table is held once; None if pandas
+    cannot parse the file as numbers (or a line is longer than ``MAX_LINE_CHARS``). The ``ignored``
+    columns are read as text and hold 0 in the table. A cell that is empty or marks a missing value
+    (and a row short of cells) fails here: the line reader names it, or leaves out a row without a label."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            body = (line for line in _bounded_lines(handle, path) if line.strip())
-            if has_header:
-                next(body, None)
-            with warnings.catch_warnings():  # a header alone: the line-by-line reader says "no data rows"
-                warnings.filterwarnings("ignore", "loadtxt: input contained no data")
-                return np.loadtxt(body, delimiter=",", comments=None, quotechar='"', ndmin=2)
-    except InputError:
-        raise
-    except ValueError:  # unparsable numbers, ragged rows, not UTF-8: the line-by-line reader says where
-        return None
+        with path.open("rb") as raw:
+            chunks = pd.read_csv(
+                io.BufferedReader(_BoundedLines(raw)),
+                header=0 if header else None,
+                names=range(len(header)) if header else None,  # the columns by position
+                dtype={column: object for column in ignored} if ignored else np.float64,
+                na_filter=False,
+                skipinitialspace=True,
+                encoding="utf-8-sig",
+                chunksize=CHUNK_ROWS,
+            )
+            table, rows = None, 0
+            for chunk in chunks:
+                if ignored:
+                    chunk[list(ignored)] = 0.0
+                values = chunk.to_numpy(np.float64)
+                if table is None:  # allocated once: growing it would copy it
+                    shortest = 2 * values.shape[1] - 1 - len(ignored)  # a row's bytes: a digit a cell, commas
+                    table = np.empty((_row_bound(path, shortest), values.shape[1]))
+                table[rows : rows + len(values)] = values
+                rows += len(values)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, _LineTooLong):
+        return None  # unparsable numbers, ragged rows, not UTF-8: the line-by-line reader says where
+    return table[:rows] if rows else None
+
+
+def _row_bound(path: Path, shortest: int) -> int:
+    """At most how many rows the file holds: its lines of ``shortest`` bytes or more, counted a chunk at a
+    time. Blank lines and a header make it an upper bound; the rows of the table past the last one read
+    are never written, so never paged in."""
+    count, carried = 0, 0
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(SCAN_BYTES), b""):
+            ends = np.flatnonzero(np.frombuffer(chunk, np.uint8) == ord("\n"))
+            count += int((np.diff(ends, prepend=-1 - carried) - 1 >= shortest).sum())
+            carried = len(chunk) - 1 - int(ends[-1]) if len(ends) else carried + len(chunk)
+    return count + (carried >= shortest)
+
+
+class _LineTooLong(Exception):
+    pass
+
+
+class _BoundedLines(io.RawIOBase):
+    """A binary file as pandas reads it, stopping at a line longer than ``MAX_LINE_CHARS`` bytes before
+    pandas holds it whole (a file of one endless line would otherwise be tokenised in one piece)."""
+
+    def __init__(self, raw) -> None:
+        self.raw, self.since_line_end = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        read = self.raw.readinto(buffer)
+        ends = np.flatnonzero(np.frombuffer(buffer, np.uint8, read) == ord("\n"))
+        runs = np.diff(ends, prepend=-1 - self.since_line_end) - 1 if len(ends) else np.array([])
+        self.since_line_end = read - 1 - ends[-1] if len(ends) else self.since_line_end + read
+        if self.since_line_end > MAX_LINE_CHARS or (len(runs) and runs.max() > MAX_LINE_CHARS):
+            raise _LineTooLong
+        return read
 
 
 def _read_columns(columns: Columns, width: int) -> tuple[list[int], int | None]:
@@ -183,8 +288,8 @@ def _read_columns(columns: Columns, width: int) -> tuple[list[int], int | None]:
 
 
 def _acceptable(table: np.ndarray, columns: Columns) -> bool:
-    """Whether numpy's table has an accepted width, features within float32's range and 0/1 labels;
-    checked a column at a time to keep temporary arrays small."""
+    """Whether the table has an accepted width, features within float32's range and 0/1 labels; checked
+    a column at a time to keep temporary arrays small."""
     width = table.shape[1]
     if len(table) == 0 or (width not in columns.widths if columns.widths else width < 2):
         return False
@@ -325,7 +430,9 @@ def _parse_row(
         except ValueError:
             value = None
         if column == label:
-            if value not in (0.0, 1.0):
+            if not cell.strip() or cell.strip().upper() in MISSING_MARKS:
+                value = math.nan  # a row without a label, left out by read_labelled_csv
+            elif value not in (0.0, 1.0):
                 text = value is None and cell.strip()
                 raise InputError(
                     f"{_cell(path, line, column, names)}: the label is "
@@ -343,9 +450,14 @@ def _parse_row(
                     "or drop the row"
                 )
             else:
+                left_out = (
+                    f" (data.ignore_columns=[{printable(names[column])[:40]}])"
+                    if names and label is not None
+                    else ""
+                )
                 problem = (
                     f"{_shown(cell)} is not a number; a text column must be encoded as numbers (e.g. one "
-                    "column of 0/1 a category) or left out"
+                    f"column of 0/1 a category) or left out{left_out}"
                 )
             raise InputError(f"{_cell(path, line, column, names)}: {problem}")
         elif not math.isfinite(value):

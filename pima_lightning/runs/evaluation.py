@@ -12,7 +12,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from pima_lightning.data import PimaDataModule, Rows, row_fingerprints
 from pima_lightning.errors import InputError
-from pima_lightning.inputs.checkpoint import load_checkpoint
+from pima_lightning.inputs.checkpoint import COLUMN_SETTINGS, load_checkpoint
 from pima_lightning.inputs.files import MAX_CSV_BYTES, sha256_of
 from pima_lightning.model import METRICS, PimaClassifier
 from pima_lightning.runs.atomic import write_json
@@ -107,7 +107,7 @@ def evaluate(
         rows = "all" if fitted_on is None and not same_file else "held_out"
     by_content = rows == "held_out" and not same_file  # another file: its rows the model was not fitted on
     if rows == "all" or by_content:
-        every_row = {"split": "none", "val_size": 0.0, "label_column": split["label_column"]}
+        every_row = {"split": "none", "val_size": 0.0, **{key: split[key] for key in COLUMN_SETTINGS}}
         data_settings = {"path": str(source.csv_path), **every_row}
     else:
         data_settings = {"path": str(source.csv_path), **split}

@@ -111,6 +111,7 @@ def _builds_something(value) -> bool:
 DATA = {
     "path": Setting(partial(optional_text, what="the text of a path"), fixed=True),
     "label_column": Setting(column_name, fixed=True),
+    "ignore_columns": Setting(partial(names, example="[patient_id]"), fixed=True),
     "class_names": Setting(partial(names, count=2, example="[benign,malignant]")),
     "data_dir": Setting(partial(optional_text, what="the text of a path")),
     "url": Setting(partial(optional_text, what="a URL")),
@@ -152,7 +153,8 @@ OPTIMIZER = {"lr": Setting(POSITIVE), "eps": Setting(POSITIVE), "momentum": Sett
              "weight_decay": Setting(NON_NEGATIVE)}  # fmt: skip
 SCHEDULER = {"gamma": Setting(POSITIVE), "factor": Setting(POSITIVE)}
 # the value a setting had in checkpoints written before it existed
-ADDED_LATER = {"replicas": 1, "l1": 0.0, "label_column": None, "folds": 0, "scheduler": None}
+ADDED_LATER = {"replicas": 1, "l1": 0.0, "label_column": None, "ignore_columns": None, "folds": 0,
+               "scheduler": None}  # fmt: skip
 
 
 def check_settings(declared: dict[str, Setting], values: Mapping, prefix: str = "") -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -17,6 +18,7 @@ from pima_lightning.errors import InputError
 from pima_lightning.inputs.csvfile import read_feature_rows, read_labelled_csv
 from pima_lightning.inputs.download import ensure_dataset
 from pima_lightning.inputs.files import MAX_CSV_BYTES, sha256_of
+from pima_lightning.inputs.frames import SOURCE, frame_sha256, labelled_frame
 
 log = logging.getLogger(__name__)
 DATASET_FILENAME = "pima-indians-diabetes.csv"
@@ -31,7 +33,8 @@ DEFAULT_DATA_DIR = "~/.cache/pima_lightning"  # ... and if not
 class PimaDataModule(L.LightningDataModule):
     """Training rows, validation rows and the held-out test rows of a Pima CSV, or of any CSV of numeric
     features and a 0/1 label (``path``; ``label_column`` names the label in its header, else the last
-    column is the label; ``ignore_columns`` names columns that are not features, such as an ID).
+    column is the label; ``ignore_columns`` names columns that are not features, such as an ID), or of
+    a pandas DataFrame (``frame``, checked as a CSV is).
     ``n_features`` and ``feature_names`` (the header's, or None) come from the file.
 
     ``split`` picks the held-out rows: ``random`` is ``train_test_split(X, Y, test_size,
@@ -71,6 +74,7 @@ class PimaDataModule(L.LightningDataModule):
         fold_scope: str = "all",
         predict_path: str | None = None,
         class_names: Sequence[str] | None = None,
+        frame: pd.DataFrame | None = None,
     ) -> None:
         super().__init__()
         if split not in SPLITS:
@@ -78,7 +82,10 @@ class PimaDataModule(L.LightningDataModule):
         # plain data in checkpoints: an omegaconf list there is refused by torch's weights-only loader
         class_names = [str(name) for name in class_names] if class_names is not None else None
         ignore_columns = [str(name) for name in ignore_columns] if ignore_columns else None
-        self.save_hyperparameters(logger=False)
+        self.save_hyperparameters(ignore=["frame"], logger=False)  # a frame is data, not a setting
+        self.frame = frame
+        if frame is not None:  # what the run names as its data, in messages and its checkpoint
+            self.hparams.path = path = SOURCE
         data_dir = data_dir or os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR
         self.csv_path = Path(path or Path(data_dir) / DATASET_FILENAME).expanduser()
         self.train_set: TensorDataset | None = None
@@ -90,7 +97,7 @@ class PimaDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Download the public copy when neither ``path`` nor ``predict_path`` is given (once; verified;
         atomic)."""
-        if self.hparams.path is None and self.hparams.predict_path is None:
+        if self.hparams.path is None and self.hparams.predict_path is None and self.frame is None:
             ensure_dataset(self.csv_path, self.hparams.url, self.hparams.sha256)
 
     def setup(self, stage: str | None = None) -> None:
@@ -102,9 +109,13 @@ class PimaDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
-        table = read_labelled_csv(
-            self.csv_path, label_column=hp.label_column, ignore_columns=hp.ignore_columns or ()
-        )
+        columns = {"label_column": hp.label_column, "ignore_columns": hp.ignore_columns or ()}
+        if self.frame is not None:
+            table = labelled_frame(self.frame, **columns)
+            self.data_sha256 = frame_sha256(table)
+        else:
+            table = read_labelled_csv(self.csv_path, **columns)
+            self.data_sha256 = sha256_of(self.csv_path, "data.path", MAX_CSV_BYTES, kind="CSV")
         features, labels = table.features, table.labels
         self.feature_names, self.label_name = table.feature_names, table.label_name
         if table.unlabelled:
@@ -113,7 +124,6 @@ class PimaDataModule(L.LightningDataModule):
                 self.csv_path,
                 table.unlabelled,
             )
-        self.data_sha256 = sha256_of(self.csv_path, "data.path", MAX_CSV_BYTES, kind="CSV")
         self.n_features = features.shape[1]
         if len(set(labels.tolist())) == 1:  # no split or stratification can help
             raise InputError(

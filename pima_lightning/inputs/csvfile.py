@@ -257,7 +257,7 @@ def _row_bound(path: Path, shortest: int) -> int:
 
 
 class _LineTooLong(Exception):
-    pass
+    """A line longer than ``MAX_LINE_CHARS``: the line reader names it."""
 
 
 class _BoundedLines(io.RawIOBase):

@@ -248,3 +248,21 @@ def test_rows_without_a_label_are_left_out_and_counted(tmp_path):
         read_labelled_csv(write(tmp_path, f"{ROW1}\n{ROW0[:-2]}\n", name="short.csv"))
     with pytest.raises(InputError, match="no row has a label"):
         read_labelled_csv(write(tmp_path, f"{ROW1[:-1]}\n{ROW0[:-1]}NA\n", name="none.csv"))
+
+
+def test_a_label_column_of_measurements_is_called_a_regression_target(tmp_path, pima_csv):
+    """Pima's features with BMI as the 'label': not two classes however relabelled; one line says so.
+    A few whole-number classes still get the cell-by-cell line (the label is '2', expected 0 or 1)."""
+    rows = np.loadtxt(pima_csv, delimiter=",")
+    bmi_last = np.column_stack([rows[:, :5], rows[:, 6:8], rows[:, 5]])
+    path = tmp_path / "bmi.csv"
+    np.savetxt(path, bmi_last, delimiter=",", fmt="%g", header="a,b,c,d,e,f,g,BMI", comments="")
+    with pytest.raises(InputError) as refused:
+        read_labelled_csv(path)
+    assert str(refused.value) == (
+        f"{path}: the label column 'BMI' holds 248 distinct values (0, 33.6, 67.1, ...): it looks like a "
+        "regression target, and this package classifies (two classes, written 0 and 1)"
+    )
+    three_classes = write(tmp_path, f"{ROW0}\n{ROW1}\n{ROW0[:-1]}2\n", name="three.csv")
+    with pytest.raises(InputError, match="line 3, column 9: the label is '2', expected 0 or 1"):
+        read_labelled_csv(three_classes)

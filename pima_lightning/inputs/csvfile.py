@@ -187,11 +187,33 @@ def _read_table(
     file's names; ``ignored``: columns never read as numbers."""
     table = _parsed_by_pandas(path, header, ignored)
     if table is None or not _acceptable(table, columns):
+        if table is not None and columns.label is not None and len(table) and columns.label < table.shape[1]:
+            _check_not_a_regression_target(path, table[:, columns.label], header, columns.label)
         return _parsed_line_by_line(path, option, columns, header)
     if columns.features is None:
         return table
     wanted = list(columns.features)
     return table[:, : len(wanted)] if wanted == list(range(len(wanted))) else table[:, wanted]
+
+
+MAX_CLASSES = 20  # a label column of more distinct whole numbers than this is no class label
+
+
+def _check_not_a_regression_target(
+    path: Path, labels: np.ndarray, header: list[str] | None, label: int
+) -> None:
+    """Refuse, in one line, a label column of measurements (fractions, or more than ``MAX_CLASSES``
+    distinct values): no relabelling makes that a two-class problem, so the line-by-line reader's
+    "the label is '3.7', expected 0 or 1" would mislead."""
+    values = np.unique(labels[~np.isnan(labels)])
+    if len(values) <= MAX_CLASSES and (values == np.round(values)).all():
+        return
+    name = f" {printable(header[label])[:40]!r}" if header else ""
+    examples = ", ".join(f"{value:g}" for value in values[np.linspace(0, len(values) - 1, 3).astype(int)])
+    raise InputError(
+        f"{path}: the label column{name} holds {len(values):,} distinct values ({examples}, ...): it looks "
+        "like a regression target, and this package classifies (two classes, written 0 and 1)"
+    )
 
 
 def _check_regular_file(path: Path, option: str) -> None:

@@ -146,9 +146,9 @@ def network(checkpoint: dict) -> PimaClassifier:
     return model
 
 
-# the data settings an evaluation of a checkpoint's held-out rows reads: its split, never its files
 # which of a file's columns are the label and the features, on any file the model scores
 COLUMN_SETTINGS = ("label_column", "ignore_columns")
+# the data settings an evaluation of a checkpoint's held-out rows reads: its split, never its files
 SPLIT_SETTINGS = ("split", "test_size", "split_seed", "stratify", "val_size", *COLUMN_SETTINGS,
                   "folds", "fold", "fold_seed", "fold_scope")  # fmt: skip
 

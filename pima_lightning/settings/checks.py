@@ -77,35 +77,34 @@ MAX_TEXT = 1000  # characters of a path, URL or digest a setting may hold
 
 def optional_text(name: str, value, what: str = "text") -> str | None:
     """``value`` if it is printable text of at most ``MAX_TEXT`` characters, or None."""
-    if value is not None and not (
-        isinstance(value, str) and len(value) <= MAX_TEXT and not CONTROL.search(value)
-    ):
+    if value is not None and not is_printable(value, MAX_TEXT, shortest=0):
         raise InputError(f"{name}={shown(value)}: expected {what} (printable characters) or null")
     return value
 
 
 def column_name(name: str, value) -> str | None:
     """A column of the CSV's header, by name, or None (the last column)."""
-    if value is not None and not (
-        isinstance(value, str) and 0 < len(value) <= 200 and not CONTROL.search(value)
-    ):
+    if value is not None and not is_printable(value):
         raise InputError(f"{name}={shown(value)}: expected a column name from the CSV's header, or null")
     return value
 
 
-def names(
-    name: str, value, count: int | None = None, example: str = "", optional: bool = True
-) -> list | None:
+def names(name: str, value, count: int | None = None, example: str = "") -> list[str] | None:
     """A list of ``count`` (any number, without one) names of printable characters, or None."""
-    if value is None and optional:
+    if value is None:
         return None
     named = isinstance(value, list | tuple) and (count is None or len(value) == count)
-    if not (named and all(isinstance(n, str) and 0 < len(n) <= 200 and not CONTROL.search(n) for n in value)):
+    if not (named and all(is_printable(item) for item in value)):
         how_many = f"{count} names" if count else "a list of names"
         raise InputError(
             f"{name}={shown(value)}: expected {how_many} of printable characters, e.g. {example}"
         )
     return list(value)
+
+
+def is_printable(value, longest: int = 200, shortest: int = 1) -> bool:
+    """Whether ``value`` is text of ``shortest`` to ``longest`` characters, none a control character."""
+    return isinstance(value, str) and shortest <= len(value) <= longest and not CONTROL.search(value)
 
 
 # the network sizes every command accepts: what train builds, evaluate, predict, export and summary load

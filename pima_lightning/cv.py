@@ -27,10 +27,11 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, make_scorer, precision_score
 from sklearn.model_selection import cross_validate
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pima_lightning.data import cross_validation_folds
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 NETWORK = "network"
 ENGINES = ("members", "runs")
 ENSEMBLE = "network seed ensemble"  # with cv.seeds > 1: a fold's seeds' mean probability
-BASELINES = {  # scikit-learn's defaults, each after the same z-scoring as the network's
+BASELINES = {  # scikit-learn's defaults, each after the network's filling and z-scoring (``baseline``)
     "majority class": lambda: DummyClassifier(strategy="most_frequent"),
     "logistic regression": lambda: LogisticRegression(),
     "random forest": lambda: RandomForestClassifier(random_state=0),
@@ -115,7 +116,7 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
         for repeat in range(repeats):
             for name, model in BASELINES.items():
                 scores = cross_validate(
-                    make_pipeline(StandardScaler(), model()),
+                    baseline(model()),
                     features,
                     labels,
                     cv=splits[repeat],
@@ -130,6 +131,15 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
     write_text(output_dir / "cv.csv", csv_text(rows))  # a row per fold
     save_figures({"cv": chart(rows, summary)}, output_dir)
     return summary
+
+
+def baseline(model) -> Pipeline:
+    """``model`` after the network's input steps, fitted on each fold's training rows: missing values
+    filled with the medians, a "was missing" column for each column with missing training rows (where
+    the network has one for a column with any missing row: the same on all but the rarest columns),
+    then z-scored."""
+    imputer = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
+    return make_pipeline(imputer, StandardScaler(), model)
 
 
 def runs_rows(cv: DictConfig, fold_cfgs: dict) -> list[dict]:

@@ -10,6 +10,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.impute import SimpleImputer
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader, TensorDataset
@@ -19,6 +20,7 @@ from pima_lightning.inputs.csvfile import read_feature_rows, read_labelled_csv
 from pima_lightning.inputs.download import ensure_dataset
 from pima_lightning.inputs.files import MAX_CSV_BYTES, sha256_of
 from pima_lightning.inputs.frames import SOURCE, frame_sha256, labelled_frame
+from pima_lightning.inputs.missing import mark_missing
 
 log = logging.getLogger(__name__)
 DATASET_FILENAME = "pima-indians-diabetes.csv"
@@ -44,8 +46,11 @@ class PimaDataModule(L.LightningDataModule):
     The held-out part is also the validation data unless ``val_size`` carves a validation part
     out of the training rows. With ``folds``, fold ``fold`` of a ``StratifiedKFold`` is held out instead.
 
-    Features stay raw here; ``feature_mean`` and ``feature_scale`` (training rows only) are for the
-    model, which standardises its inputs (``PimaClassifier.adapt``). Batches are ``(rows, n_features)``
+    Features stay raw here, NaN where a value is missing (an empty cell, ``NA``, or a value
+    ``missing_values`` declares missing: ``{2: [0]}``, ``{"Glucose": [0]}``); ``feature_fill`` (medians),
+    ``missing_indicators`` (the columns with missing values), ``feature_mean`` and ``feature_scale``
+    (training rows only, ``fitted_inputs``) are for the model, which fills and standardises its inputs
+    (``PimaClassifier.adapt``). Batches are ``(rows, n_features)``
     features and ``(rows,)`` labels. ``predict_dataloader`` serves the rows of ``predict_path`` (a CSV of
     features, a label column optional) or, without one, the held-out rows.
     """
@@ -68,6 +73,7 @@ class PimaDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         label_column: str | None = None,
         ignore_columns: Sequence[str] | None = None,
+        missing_values: dict | None = None,
         folds: int = 0,
         fold: int = 0,
         fold_seed: int = 0,
@@ -82,6 +88,9 @@ class PimaDataModule(L.LightningDataModule):
         # plain data in checkpoints: an omegaconf list there is refused by torch's weights-only loader
         class_names = [str(name) for name in class_names] if class_names is not None else None
         ignore_columns = [str(name) for name in ignore_columns] if ignore_columns else None
+        missing_values = (
+            {key: list(values) for key, values in missing_values.items()} if missing_values else None
+        )
         self.save_hyperparameters(ignore=["frame"], logger=False)  # a frame is data, not a setting
         self.frame = frame
         if frame is not None:  # what the run names as its data, in messages and its checkpoint
@@ -91,6 +100,8 @@ class PimaDataModule(L.LightningDataModule):
         self.train_set: TensorDataset | None = None
         self.predict_set: TensorDataset | None = None
         self.n_features, self.feature_names, self.label_name = 0, None, None  # from the CSV, in setup()
+        self.missing_values = missing_values  # what the model is told means missing, besides NaN
+        self.missing_indicators: list[int] = []  # the feature columns with missing values, in setup()
         self.data_sha256: str | None = None  # the file's SHA-256 and the fingerprints of the rows fitted on
         self.trained_rows: np.ndarray | None = None  # (training and validation rows), saved in checkpoints
 
@@ -125,6 +136,8 @@ class PimaDataModule(L.LightningDataModule):
                 table.unlabelled,
             )
         self.n_features = features.shape[1]
+        features = mark_missing(features, self.missing_values, self.feature_names)
+        self.missing_indicators = np.flatnonzero(np.isnan(features).any(axis=0)).tolist()
         if len(set(labels.tolist())) == 1:  # no split or stratification can help
             raise InputError(
                 f"{self.csv_path}: every row has label {labels[0]}; a classifier needs rows of both classes"
@@ -151,16 +164,19 @@ class PimaDataModule(L.LightningDataModule):
             x_train, x_val, y_train, y_val = self._split(x_train, y_train, hp.val_size, "validation")
         else:
             x_val, y_val = x_test, y_test
-        if hp.standardize:
-            scaler = StandardScaler().fit(x_train)
-            self.feature_mean, self.feature_scale = scaler.mean_, scaler.scale_
-        else:
-            self.feature_mean, self.feature_scale = np.zeros(features.shape[1]), np.ones(features.shape[1])
+        fitted = fitted_inputs(x_train, self.missing_indicators, hp.standardize)
+        self.feature_fill, self.feature_mean, self.feature_scale = fitted
         self.train_set = _tensor_dataset(x_train, y_train)
         self.val_set = _tensor_dataset(x_val, y_val)
         self.test_set = _tensor_dataset(x_test, y_test)
         fitted_on = [self.train_set] + ([self.val_set] if hp.val_size > 0 else [])
         self.trained_rows = np.unique(np.concatenate([row_fingerprints(*part.tensors) for part in fitted_on]))
+
+    @property
+    def input_width(self) -> int:
+        """How many inputs the model's network takes: the features, then a "was missing" indicator for
+        each feature column with missing values."""
+        return self.n_features + len(self.missing_indicators)
 
     def _setup_predict(self) -> None:
         """The feature rows of ``predict_path``, in the columns of the model being run."""
@@ -260,6 +276,23 @@ class PimaDataModule(L.LightningDataModule):
             persistent_workers=workers > 0,
             **settings,
         )
+
+
+def fitted_inputs(
+    rows: np.ndarray, indicators: Sequence[int], standardize: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the model's input steps need, fitted on training ``rows`` (``(n, k)``, NaN where missing):
+    each column's median (scikit-learn's ``SimpleImputer``; 0 for a column with no value), and the means
+    and scales (``StandardScaler``; 0 and 1 without ``standardize``) of the rows so filled, with a 0/1
+    "was missing" column appended for each of ``indicators``."""
+    imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(rows)
+    width = rows.shape[1] + len(indicators)
+    if not standardize:
+        return imputer.statistics_, np.zeros(width), np.ones(width)
+    filled = imputer.transform(rows) if np.isnan(rows).any() else rows
+    inputs = np.column_stack([filled, np.isnan(rows[:, list(indicators)])]) if len(indicators) else filled
+    scaler = StandardScaler().fit(inputs)
+    return imputer.statistics_, scaler.mean_, scaler.scale_
 
 
 def cross_validation_folds(

@@ -1,8 +1,9 @@
 """Export a trained model: ``python -m pima_lightning.export ckpt_path=PATH format=onnx|torchscript|pt2``.
 
-The exported graph takes raw feature rows (float32, shape ``(rows, 8)``) and returns the probability of
-diabetes per row (shape ``(rows,)``): the checkpoint's input scaling is inside it, and for a checkpoint
-of ``model.replicas`` > 1 it is the ensemble's probability (the mean of the replicas').
+The exported graph takes raw feature rows (float32, shape ``(rows, 8)``; NaN where a value is missing)
+and returns the probability of diabetes per row (shape ``(rows,)``): the checkpoint's filling of missing
+values and its input scaling are inside it, and for a checkpoint of ``model.replicas`` > 1 it is the
+ensemble's probability (the mean of the replicas').
 """
 
 import logging
@@ -30,11 +31,11 @@ class Probability(nn.Module):
 
     def __init__(self, model: PimaClassifier) -> None:
         super().__init__()
-        self.preprocess, self.network = model.preprocess, model.network
+        self.fill_missing, self.preprocess, self.network = model.fill_missing, model.preprocess, model.network
         self.ensemble = model.hparams.get("replicas", 1) > 1
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        logits = self.network(self.preprocess(features))
+        logits = self.network(self.preprocess(self.fill_missing(features)))
         return logits.sigmoid().mean(0) if self.ensemble else logits.squeeze(-1).sigmoid()
 
 

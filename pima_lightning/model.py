@@ -44,6 +44,65 @@ SCORES = {
 METRICS = ("loss", *SCORES)  # every figure a stage logs (train: loss and acc only), in the order reports show
 
 
+class FillMissing(nn.Module):
+    """Missing values filled with the training rows' medians (``fill``, a buffer), and a 0/1 "was missing"
+    input appended for each column in ``indicated``: scikit-learn's ``SimpleImputer(strategy="median",
+    add_indicator=True)`` (fastai's ``FillMissing``) applied in torch, so that ``predict`` on raw rows, a
+    loaded checkpoint and an ONNX export fill alike. A value is missing when it is NaN (an empty cell,
+    ``NA``, ``?``, ...) or one of its column's ``marks`` (``data.missing_values``: Pima's impossible zeros).
+    """
+
+    def __init__(
+        self, n_features: int, indicated: Sequence[int] = (), marks: dict[int, list[float]] | None = None
+    ) -> None:
+        super().__init__()
+        self.indicated = list(indicated)
+        self.register_buffer("fill", torch.zeros(n_features))
+        marks = marks or {}
+        table = torch.full((n_features, max(map(len, marks.values()), default=0)), torch.nan)
+        for column, values in marks.items():
+            table[column, : len(values)] = torch.as_tensor(values, dtype=torch.float32)
+        self.register_buffer("marks", table, persistent=False)  # rebuilt from the hyperparameters
+
+    @property
+    def width(self) -> int:
+        """How many inputs the rows have once filled: the features, then the indicators."""
+        return self.fill.shape[-1] + len(self.indicated)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        missing = torch.isnan(features)
+        if self.marks.shape[-1]:
+            missing = missing | (features.unsqueeze(-1) == self.marks).any(-1)
+        filled = torch.where(missing, self.fill, features)
+        if not self.indicated:
+            return filled
+        indicators = missing[..., self.indicated].to(filled.dtype).expand(*filled.shape[:-1], -1)
+        return torch.cat([filled, indicators], dim=-1)
+
+
+def marked_columns(
+    missing_values: dict | None, n_features: int, feature_names: Sequence[str] | None
+) -> dict[int, list[float]]:
+    """``missing_values`` (``{column: [values]}``, a column by its header name, or by its number counted
+    from 1 in a file without a header) as ``{feature index: values}``; ValueError for a column that is
+    not a feature."""
+    marks: dict[int, list[float]] = {}
+    for column, values in (missing_values or {}).items():
+        if feature_names is not None and column in feature_names:
+            index = list(feature_names).index(column)
+        elif feature_names is None and isinstance(column, int) and 1 <= column <= n_features:
+            index = column - 1
+        else:
+            named = (
+                "a feature column's header name"
+                if feature_names is not None
+                else f"a feature column's number, 1 to {n_features} (the file has no header)"
+            )
+            raise ValueError(f"{column!r:.80} is not a feature column; expected {named}")
+        marks[index] = [float(value) for value in values]
+    return marks
+
+
 class Standardize(nn.Module):
     """``(x - mean) / scale`` with the statistics as buffers, so that they travel in checkpoints and
     prediction on raw rows works. Mean 0 and scale 1 pass the features through unchanged."""
@@ -59,6 +118,50 @@ class Standardize(nn.Module):
     def is_identity(self) -> bool:
         """Whether the features pass through unscaled (``data.standardize=false``)."""
         return not self.mean.any() and bool((self.scale == 1).all())
+
+
+def filling(n_features: int, hparams) -> FillMissing:
+    """The ``FillMissing`` step of a model with these hyperparameters (its indicators and marks)."""
+    marks = marked_columns(hparams.get("missing_values"), n_features, hparams.get("feature_names"))
+    return FillMissing(n_features, hparams.get("missing_indicators") or [], marks)
+
+
+def missing_value_settings(datamodule) -> dict:
+    """What a fitted datamodule says of its missing values, as the model's hyperparameters: the columns
+    that get an indicator and the values that mean missing (none, for a datamodule that does not say)."""
+    indicators = [int(column) for column in getattr(datamodule, "missing_indicators", None) or []]
+    declared = getattr(datamodule, "missing_values", None) or {}
+    return {
+        "missing_indicators": indicators,
+        "missing_values": {key: [float(v) for v in values] for key, values in declared.items()} or None,
+    }
+
+
+def fit_inputs(model, datamodule) -> None:
+    """Copy the datamodule's fitted statistics into ``model.fill_missing`` and ``model.preprocess``: its
+    ``feature_fill`` (the training rows' medians; their ``feature_mean`` where a datamodule has none),
+    ``feature_mean`` and ``feature_scale``, shared, or one row a copy (``(copies, n)``) for a model of
+    copies, which is then ``(copies, 1, n)`` to meet each copy's rows."""
+    mean = torch.as_tensor(datamodule.feature_mean, dtype=torch.float32)
+    scale = torch.as_tensor(datamodule.feature_scale, dtype=torch.float32)
+    fill = getattr(datamodule, "feature_fill", None)
+    fill = (
+        mean[..., : model.hparams.n_features] if fill is None else torch.as_tensor(fill, dtype=torch.float32)
+    )
+    if mean.dim() == 2:  # a copy's own statistics meet its own rows
+        mean, scale, fill = mean.unsqueeze(1), scale.unsqueeze(1), fill.unsqueeze(1)
+    device = model.preprocess.mean.device
+    model.fill_missing.fill = fill.to(device, copy=True)
+    model.preprocess.mean, model.preprocess.scale = mean.to(device, copy=True), scale.to(device, copy=True)
+
+
+def with_fill(state_dict, n_features: int | None) -> None:
+    """Give a checkpoint written before models filled missing values (no ``fill_missing.fill``) the
+    training rows' means as its fill, so that it loads, and fills a missing value with the mean."""
+    if isinstance(state_dict, dict) and "fill_missing.fill" not in state_dict and n_features:
+        mean = state_dict.get("preprocess.mean")
+        if isinstance(mean, torch.Tensor) and mean.shape[-1] >= n_features:
+            state_dict["fill_missing.fill"] = mean[..., :n_features].clone()
 
 
 def parameter_count(n_features: int, hidden: Sequence[int], copies: int = 1) -> int:
@@ -190,13 +293,18 @@ class PimaClassifier(L.LightningModule):
         scheduler: dict | None = None,
         n_features: int | None = None,
         feature_names: Sequence[str] | None = None,
+        missing_indicators: Sequence[int] | None = None,
+        missing_values: dict | None = None,
     ) -> None:
         super().__init__()
         optimizer = dict(optimizer or NOTEBOOK_SGD)
         hidden = list(hidden)
         feature_names = list(feature_names) if feature_names is not None else None
+        missing_indicators = list(missing_indicators or [])
+        missing_values = {key: list(values) for key, values in (missing_values or {}).items()} or None
         self.save_hyperparameters(logger=False)
-        self.preprocess: Standardize | None = None  # built with the network, once the width is known
+        self.fill_missing: FillMissing | None = None  # built with the network, once the width is known
+        self.preprocess: Standardize | None = None
         self.network: MLP | None = None
         self.scaling_fitted = False
         if n_features is not None:
@@ -206,10 +314,13 @@ class PimaClassifier(L.LightningModule):
         self.test_metrics = EpochScores()
 
     def build(self, n_features: int) -> None:
-        """Create the scaling step and the network for ``n_features`` inputs."""
-        self.hparams.n_features = n_features
-        self.preprocess = Standardize(n_features)
-        self.network = MLP(n_features, self.hparams.hidden, self.hparams.dropout)
+        """Create the filling and scaling steps and the network for ``n_features`` inputs (and their
+        missing-value indicators)."""
+        hp = self.hparams
+        hp.n_features = n_features
+        self.fill_missing = filling(n_features, hp)
+        self.preprocess = Standardize(self.fill_missing.width)
+        self.network = MLP(self.fill_missing.width, hp.hidden, hp.dropout)
 
     def adapt(self, datamodule) -> None:
         """Take the input width, feature names and scaling statistics from ``datamodule``, whose
@@ -221,17 +332,24 @@ class PimaClassifier(L.LightningModule):
                 f"{type(datamodule).__name__} has no {', '.join(missing)}: PimaClassifier takes its input "
                 "width and scaling from a datamodule that has them after setup(), such as PimaDataModule"
             )
+        inputs = missing_value_settings(datamodule)
         if self.network is None:
+            if datamodule.feature_names is not None:
+                self.hparams.feature_names = list(datamodule.feature_names)
+            self.hparams.update(inputs)
             self.build(datamodule.n_features)
         elif datamodule.n_features != self.hparams.n_features:
             raise ValueError(
                 f"the model takes {self.hparams.n_features} features, the data has {datamodule.n_features}"
             )
-        if datamodule.feature_names is not None:
+        elif any(self.hparams[key] != value for key, value in inputs.items()):
+            raise ValueError(
+                "the model was built for other missing values than the data's (missing_indicators, "
+                "missing_values): build it without n_features, and it takes them from the data"
+            )
+        elif datamodule.feature_names is not None:
             self.hparams.feature_names = list(datamodule.feature_names)
-        with torch.no_grad():
-            self.preprocess.mean.copy_(torch.as_tensor(datamodule.feature_mean, dtype=torch.float32))
-            self.preprocess.scale.copy_(torch.as_tensor(datamodule.feature_scale, dtype=torch.float32))
+        fit_inputs(self, datamodule)
         self.scaling_fitted = True
 
     def setup(self, stage: str) -> None:
@@ -245,6 +363,7 @@ class PimaClassifier(L.LightningModule):
         self.adapt(self.trainer.datamodule)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        with_fill(checkpoint.get("state_dict"), self.hparams.n_features)
         self.scaling_fitted = True  # the statistics come with the weights
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -253,7 +372,7 @@ class PimaClassifier(L.LightningModule):
             raise ValueError(
                 "no network yet: it is built when fitting starts, or by PimaClassifier(n_features=)"
             )
-        return self.network(self.preprocess(features)).squeeze(-1)
+        return self.network(self.preprocess(self.fill_missing(features))).squeeze(-1)
 
     def l1_penalty(self) -> torch.Tensor:
         """``l1 * sum(|w|)`` over the weight matrices (biases excluded, as Keras's kernel_regularizer)."""

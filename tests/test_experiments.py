@@ -4,7 +4,7 @@ from hydra.utils import instantiate
 
 from pima_lightning.train import train
 
-PRESETS = ["fit_all", "fit_all_adam", "validation_split", "validation_data", "recommended"]
+PRESETS = ["fit_all", "fit_all_adam", "validation_split", "validation_data", "recommended", "zeros_missing"]
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -44,12 +44,12 @@ def test_predict_ignores_a_label_column_and_defaults_to_the_run_dir(checkpoint, 
 
 def test_predict_rejects_bad_rows_with_one_line(checkpoint, cli, tmp_path):
     bad = tmp_path / "bad.csv"
-    bad.write_text("6,148,72,35,0,33.6,0.627,50\n1,85,66,29,0,,0.351,31\n")
+    bad.write_text("6,148,72,35,0,33.6,0.627,50\n1,85,66,29,0,thin,0.351,31\n")
     output = tmp_path / "out.csv"
     result = cli("predict", f"ckpt_path={checkpoint}", f"input={bad}", f"output={output}")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {bad}, line 2, column 6: an empty cell (a missing value); impute it (e.g. the column's "
-        "median) or drop the row"
+        f"error: {bad}, line 2, column 6: 'thin' is not a number; a text column must be encoded as numbers "
+        "(e.g. one column of 0/1 a category) or left out"
     )
     assert not output.exists()

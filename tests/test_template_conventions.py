@@ -179,4 +179,5 @@ def test_every_setting_of_the_data_and_model_configs_is_declared_once():
         == set(inspect.signature(PimaDataModule).parameters) - python_only | {"replicas"}
     )
     assert set(MODEL) == set(inspect.signature(PimaClassifier).parameters) | {"replicas"}
-    assert model_keys == set(MODEL) - {"n_features", "feature_names"}  # those two come from the data
+    from_the_data = {"n_features", "feature_names", "missing_indicators", "missing_values"}
+    assert model_keys == set(MODEL) - from_the_data  # the model takes these from the data it is fitted on

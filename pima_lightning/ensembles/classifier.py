@@ -32,10 +32,15 @@ from pima_lightning.model import (
     MLP,
     NOTEBOOK_SGD,
     PROGRESS_BAR,
+    FillMissing,
     PimaClassifier,
     Standardize,
     check_size,
+    filling,
+    fit_inputs,
+    missing_value_settings,
     optimizers,
+    with_fill,
 )
 
 
@@ -159,12 +164,16 @@ class StackedClassifier(L.LightningModule):
         network["hidden"] = list(network["hidden"])
         if network["feature_names"] is not None:
             network["feature_names"] = list(network["feature_names"])
+        network["missing_indicators"] = list(network["missing_indicators"] or [])
+        declared = network["missing_values"] or {}
+        network["missing_values"] = {key: list(values) for key, values in declared.items()} or None
         seeds = list(seeds) if seeds is not None else None
         replicas = len(seeds) if seeds is not None else replicas
         folds = list(folds) if folds is not None else None
         self.save_hyperparameters(
             {"replicas": replicas, **network, "seeds": seeds, "folds": folds}, logger=False
         )
+        self.fill_missing: FillMissing | None = None
         self.preprocess: Standardize | None = None
         self.network: StackedMLP | None = None
         self.scaling_fitted = False
@@ -181,24 +190,25 @@ class StackedClassifier(L.LightningModule):
         self.member_probabilities: list[np.ndarray] = []
 
     def build(self, n_features: int) -> None:
-        """Create the scaling step and the copies of the network for ``n_features`` inputs."""
+        """Create the filling and scaling steps and the copies of the network for ``n_features`` inputs
+        (and their missing-value indicators)."""
         hp = self.hparams
         hp.n_features = n_features
-        self.preprocess = Standardize(n_features)
-        self.network = StackedMLP(hp.replicas, n_features, hp.hidden, hp.dropout, hp.seeds)
+        self.fill_missing = filling(n_features, hp)
+        self.preprocess = Standardize(self.fill_missing.width)
+        self.network = StackedMLP(hp.replicas, self.fill_missing.width, hp.hidden, hp.dropout, hp.seeds)
 
     def adapt(self, datamodule) -> None:
-        """Take the input width, feature names and scaling statistics (shared, or one row a copy) from
-        ``datamodule``, whose ``setup`` has run."""
+        """Take the input width, feature names, missing values and scaling statistics (shared, or one row
+        a copy) from ``datamodule``, whose ``setup`` has run."""
         if self.network is None:
+            if getattr(datamodule, "feature_names", None) is not None:
+                self.hparams.feature_names = list(datamodule.feature_names)
+            self.hparams.update(missing_value_settings(datamodule))
             self.build(datamodule.n_features)
-        if getattr(datamodule, "feature_names", None) is not None:
+        elif getattr(datamodule, "feature_names", None) is not None:
             self.hparams.feature_names = list(datamodule.feature_names)
-        mean = torch.as_tensor(datamodule.feature_mean, dtype=torch.float32)
-        scale = torch.as_tensor(datamodule.feature_scale, dtype=torch.float32)
-        if mean.dim() == 2:  # a copy's own statistics meet its own rows: (copies, 1, n_features)
-            mean, scale = mean.unsqueeze(1), scale.unsqueeze(1)
-        self.preprocess.mean, self.preprocess.scale = mean.clone(), scale.clone()
+        fit_inputs(self, datamodule)
         self.scaling_fitted = True
 
     def setup(self, stage: str) -> None:
@@ -206,12 +216,13 @@ class StackedClassifier(L.LightningModule):
             self.adapt(self.trainer.datamodule)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        with_fill(checkpoint.get("state_dict"), self.hparams.n_features)
         self.scaling_fitted = True  # the statistics come with the weights
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits ``(copies, rows)`` for raw features ``(rows, n_features)`` (every copy's) or ``(copies,
         rows, n_features)`` (each copy's own)."""
-        return self.network(self.preprocess(features))
+        return self.network(self.preprocess(self.fill_missing(features)))
 
     def l1_penalty(self) -> torch.Tensor:
         """Each copy's ``l1 * sum(|w|)``: shape ``(copies,)``."""

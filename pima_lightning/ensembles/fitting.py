@@ -68,11 +68,10 @@ def fit_members(
     error, or with ``divergence_is_error=False`` a warning (the tuner's: such a member predicts class 0
     for every row and scores as such, so the setting that made it scores low and the search goes on)."""
     seed_and_threads(cfg)
-    check_model_size(cfg.model, features.shape[1])
     datamodule = MembersDataModule(features, labels, members, cfg.data.batch_size, cfg.data.standardize)
+    check_model_size(cfg.model, datamodule.input_width)
     folds = sorted({(member.repeat, member.fold) for member in members})
-    model = StackedClassifier(
-        n_features=features.shape[1],
+    model = StackedClassifier(  # its input width and missing-value indicators from the datamodule (adapt)
         seeds=[member.seed for member in members],
         folds=[folds.index((member.repeat, member.fold)) for member in members],
         hidden=list(cfg.model.hidden),

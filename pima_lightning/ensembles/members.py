@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import lightning as L
 import numpy as np
 import torch
-from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader, IterableDataset
 
+from pima_lightning.data import fitted_inputs
 from pima_lightning.model import SCORES
 
 # seeds a fold (cv.seeds, tune.seeds): each is a network of its own in one run, so 10^6 of them ended in
@@ -87,8 +87,10 @@ class MembersDataModule(L.LightningDataModule):
     """The rows of a cross-validation and its members: each member's training minibatches
     (``MemberBatches``) and, for validation and testing, every member's held-out rows in one batch.
 
-    ``feature_mean`` and ``feature_scale`` are ``(members, n_features)``: each member's scaling,
-    fitted on its training rows (mean 0, scale 1 with ``standardize=False``)."""
+    ``feature_fill``, ``feature_mean`` and ``feature_scale`` are one row a member: each member's medians
+    and scaling, fitted on its training rows as the core fits them (``data.fitted_inputs``); a feature
+    column with missing values (NaN) anywhere in ``features`` gets a "was missing" input for every member
+    (``missing_indicators``), so that every member has the same inputs."""
 
     def __init__(
         self, features: np.ndarray, labels: np.ndarray, members: Sequence[Member], batch_size: int = 10,
@@ -96,20 +98,23 @@ class MembersDataModule(L.LightningDataModule):
     ) -> None:  # fmt: skip
         super().__init__()
         self.members, self.batch_size = list(members), batch_size
-        rows = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+        table = np.asarray(features)
+        rows = torch.as_tensor(table, dtype=torch.float32)
         self.features = torch.cat([rows, torch.zeros(1, rows.shape[1])])  # the padding row last
         self.labels = torch.cat([torch.as_tensor(np.asarray(labels), dtype=torch.float32), torch.zeros(1)])
         self.n_features = rows.shape[1]
+        self.missing_indicators = np.flatnonzero(np.isnan(table).any(axis=0)).tolist()
+        self.input_width = self.n_features + len(self.missing_indicators)
         self.train_rows = [torch.as_tensor(member.train_rows) for member in self.members]
         self.held_out_rows = [torch.as_tensor(member.held_out_rows) for member in self.members]
-        if standardize:  # the core's scaling (PimaDataModule's), fitted on each member's training rows
-            table = np.asarray(features)
-            scalers = [StandardScaler().fit(table[member.train_rows]) for member in self.members]
-            self.feature_mean = torch.as_tensor(np.stack([s.mean_ for s in scalers]), dtype=torch.float32)
-            self.feature_scale = torch.as_tensor(np.stack([s.scale_ for s in scalers]), dtype=torch.float32)
-        else:
-            self.feature_mean = torch.zeros(len(self.members), self.n_features)
-            self.feature_scale = torch.ones(len(self.members), self.n_features)
+        fitted = [
+            fitted_inputs(table[member.train_rows], self.missing_indicators, standardize)
+            for member in self.members
+        ]
+        self.feature_fill, self.feature_mean, self.feature_scale = (
+            torch.as_tensor(np.stack(statistic), dtype=torch.float32)
+            for statistic in zip(*fitted, strict=True)
+        )
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(

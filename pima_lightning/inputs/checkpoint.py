@@ -19,7 +19,7 @@ import torch
 from pima_lightning.ensembles.replicas import classifier
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.files import MAX_CHECKPOINT_BYTES, check_regular, printable
-from pima_lightning.model import PimaClassifier, parameter_count
+from pima_lightning.model import PimaClassifier, marked_columns, parameter_count, with_fill
 from pima_lightning.settings.checks import check_network_size
 from pima_lightning.settings.declared import ADDED_LATER, DATA, MODEL, check_settings
 
@@ -121,18 +121,26 @@ def network(checkpoint: dict) -> PimaClassifier:
     saved = _mapping(checkpoint, "hyper_parameters")
     settings = check_settings(MODEL, {key: saved.get(key, ADDED_LATER.get(key)) for key in MODEL})
     n_features, hidden, replicas = settings["n_features"], settings["hidden"], settings["replicas"]
-    check_network_size(n_features, hidden, replicas)
+    names, indicators = settings["feature_names"], settings["missing_indicators"]
+    if names is not None and len(names) != n_features:
+        raise InputError(f"feature_names: expected {n_features} names, found {len(names)}")
+    if indicators and indicators[-1] >= n_features:
+        raise InputError(f"missing_indicators: column {indicators[-1]} of {n_features} features")
+    try:
+        marked_columns(settings["missing_values"], n_features, names)
+    except ValueError as err:
+        raise InputError(f"missing_values: {printable(str(err))}") from None
+    width = n_features + len(indicators)
+    check_network_size(width, hidden, replicas)
     state = _mapping(checkpoint, "state_dict")
+    with_fill(state, n_features)  # a checkpoint from before models filled missing values
     if not all(isinstance(value, torch.Tensor) and value.is_floating_point() for value in state.values()):
         raise InputError("state_dict: expected floating-point tensors only")
     # sizes must describe the weights the file holds, before a network of those sizes is allocated
-    implied = 2 * n_features + parameter_count(n_features, hidden, replicas)
+    implied = n_features + 2 * width + parameter_count(width, hidden, replicas)
     held = sum(value.numel() for value in state.values())
     if implied != held:
         raise InputError(f"hyper_parameters describe {implied} numbers, the state_dict holds {held}")
-    names = settings["feature_names"]
-    if names is not None and len(names) != n_features:
-        raise InputError(f"feature_names: expected {n_features} names, found {len(names)}")
     model = classifier(**settings)
     model.on_load_checkpoint(checkpoint)
     try:
@@ -147,7 +155,7 @@ def network(checkpoint: dict) -> PimaClassifier:
 
 
 # which of a file's columns are the label and the features, on any file the model scores
-COLUMN_SETTINGS = ("label_column", "ignore_columns")
+COLUMN_SETTINGS = ("label_column", "ignore_columns", "missing_values")
 # the data settings an evaluation of a checkpoint's held-out rows reads: its split, never its files
 SPLIT_SETTINGS = ("split", "test_size", "split_seed", "stratify", "val_size", *COLUMN_SETTINGS,
                   "folds", "fold", "fold_seed", "fold_scope")  # fmt: skip

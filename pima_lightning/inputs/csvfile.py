@@ -2,7 +2,8 @@
 
 The Pima file has 8 features, then the label, and no header; any other CSV works the same way: the
 features are every column but the label (the last one, or the one ``data.label_column`` names in a
-header), and a header's names are kept as the feature names.
+header), and a header's names are kept as the feature names. A feature cell may be missing (empty, or
+a mark such as ``NA`` or ``?``): it is read as NaN, and the model fills it (``model.FillMissing``).
 
 Two readers, one answer. pandas' C parser reads the file in one pass, a chunk of rows at a time, into
 one float64 array (a 200 MB, 6.9M-row file: see ``benchmarks/csv_memory.py`` for its time and peak
@@ -32,6 +33,11 @@ MAX_LINE_CHARS = 65_536  # a row of 9 numbers takes under 100; a longer line is 
 # centred and scaled (3e38 - -3e38 is inf), so a prediction would be nan: far beyond any measurement
 MAX_MAGNITUDE = 1e30
 MISSING_MARKS = {"NA", "N/A", "NAN", "NULL", "NONE", "?", "-", "MISSING"}  # how tables write a missing value
+# ... as pandas reads them (it compares cells exactly): an empty cell, and each mark in three cases
+NA_VALUES = [
+    "",
+    *sorted({case(mark) for mark in MISSING_MARKS for case in (str.upper, str.lower, str.title)}),
+]
 SCAN_BYTES = 1 << 20  # how much of a file is looked at a time for a character that is not blank
 CHUNK_ROWS = 1 << 16  # rows pandas parses at a time: a few MB beside the table
 QUOTED_CHARS = 16  # at most this much of a refused file's text is quoted in an error
@@ -237,7 +243,7 @@ def _parsed_by_pandas(path: Path, header: list[str] | None, ignored: Sequence[in
     chunk of rows at a time, into one float64 array, so that the table is held once; None if pandas
     cannot parse the file as numbers (or a line is longer than ``MAX_LINE_CHARS``). The ``ignored``
     columns are read as text and hold 0 in the table. A cell that is empty or marks a missing value
-    (and a row short of cells) fails here: the line reader names it, or leaves out a row without a label."""
+    (``MISSING_MARKS``) is NaN; a row short of cells fails here, and the line reader names it."""
     try:
         with path.open("rb") as raw:
             chunks = pd.read_csv(
@@ -245,7 +251,8 @@ def _parsed_by_pandas(path: Path, header: list[str] | None, ignored: Sequence[in
                 header=0 if header else None,
                 names=range(len(header)) if header else None,  # the columns by position
                 dtype={column: object for column in ignored} if ignored else np.float64,
-                na_filter=False,
+                na_values=NA_VALUES,
+                keep_default_na=False,
                 skipinitialspace=True,
                 encoding="utf-8-sig",
                 chunksize=CHUNK_ROWS,
@@ -256,13 +263,53 @@ def _parsed_by_pandas(path: Path, header: list[str] | None, ignored: Sequence[in
                     chunk[list(ignored)] = 0.0
                 values = chunk.to_numpy(np.float64)
                 if table is None:  # allocated once: growing it would copy it
-                    shortest = 2 * values.shape[1] - 1 - len(ignored)  # a row's bytes: a digit a cell, commas
+                    shortest = (
+                        values.shape[1] - 1
+                    )  # a row's bytes: its commas, around cells that may be empty
                     table = np.empty((_row_bound(path, shortest), values.shape[1]))
                 table[rows : rows + len(values)] = values
                 rows += len(values)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, _LineTooLong):
         return None  # unparsable numbers, ragged rows, not UTF-8: the line-by-line reader says where
-    return table[:rows] if rows else None
+    if not rows:
+        return None
+    # pandas pads a row short of cells with NaN, as if its last cells were empty: with NaN in the table,
+    # every line must be seen to hold all its cells
+    if np.isnan(table[:rows]).any() and not _every_line_has_cells(path, table.shape[1]):
+        return None
+    return table[:rows]
+
+
+def _every_line_has_cells(path: Path, width: int) -> bool:
+    """Whether every line of the file that is not blank holds ``width`` cells (``width - 1`` commas),
+    counted a chunk at a time; False for a file with quotes, whose commas may be inside a cell."""
+    rest = b""  # the start of a line that runs past the chunk
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(SCAN_BYTES), b""):
+            data = np.frombuffer(rest + chunk, np.uint8)
+            ends = np.flatnonzero(data == ord("\n"))
+            if len(ends) and not _lines_hold(data, ends, width):
+                return False
+            rest = data[ends[-1] + 1 :].tobytes() if len(ends) else data.tobytes()
+    data = np.frombuffer(rest, np.uint8)
+    return _lines_hold(data, np.array([len(data)]), width)
+
+
+BLANK_BYTES = np.frombuffer(b" \t\r", np.uint8)
+
+
+def _lines_hold(data: np.ndarray, ends: np.ndarray, width: int) -> bool:
+    """Whether the lines of ``data`` that end at ``ends`` are each blank or of ``width - 1`` commas."""
+    if (data == ord('"')).any():
+        return False
+    starts = np.concatenate([[0], ends[:-1] + 1])
+
+    def per_line(mask: np.ndarray) -> np.ndarray:
+        running = np.concatenate([[0], np.cumsum(mask)])
+        return running[ends] - running[starts]
+
+    commas, filled = per_line(data == ord(",")), per_line(~np.isin(data, BLANK_BYTES))
+    return bool(((commas == width - 1) | (filled == 0)).all())
 
 
 def _row_bound(path: Path, shortest: int) -> int:
@@ -318,8 +365,10 @@ def _acceptable(table: np.ndarray, columns: Columns) -> bool:
     features, label = _read_columns(columns, width)
     if max(features) >= width:
         return False
-    features_ok = all(bool((np.abs(table[:, column]) <= MAX_MAGNITUDE).all()) for column in features)
-    return features_ok and (label is None or bool(np.isin(table[:, label], (0.0, 1.0)).all()))
+    # NaN, a missing value, passes; infinities and values past MAX_MAGNITUDE do not
+    features_ok = not any(bool((np.abs(table[:, column]) > MAX_MAGNITUDE).any()) for column in features)
+    labels = table[:, label] if label is not None else None
+    return features_ok and (labels is None or bool((np.isin(labels, (0.0, 1.0)) | np.isnan(labels)).all()))
 
 
 def _parsed_line_by_line(path: Path, option: str, columns: Columns, names: list[str] | None) -> np.ndarray:
@@ -443,7 +492,8 @@ def _parse_row(
     path: Path, line: int, cells: list[str], read: list[int], label: int | None, names: list[str] | None
 ) -> list[float]:
     """Convert the cells ``read`` to floats, or raise InputError naming the line, column and problem,
-    and what to do about it: impute a missing value, encode a text column, map text labels to 0/1."""
+    and what to do about it: encode a text column, map text labels to 0/1. A missing value (an empty
+    cell, a mark such as ``NA``) is NaN."""
     values = []
     for column in read:
         cell = cells[column]
@@ -461,31 +511,22 @@ def _parse_row(
                     f"{_shown(cell) if cell.strip() else 'an empty cell'}, expected 0 or 1"
                     + ("; map the labels to 0 and 1 first (e.g. no=0, yes=1)" if text else "")
                 )
+        elif not cell.strip() or cell.strip().upper() in MISSING_MARKS:
+            value = math.nan  # a missing value: the model fills it with the training rows' median
         elif value is None:
-            if not cell.strip():
-                problem = (
-                    "an empty cell (a missing value); impute it (e.g. the column's median) or drop the row"
-                )
-            elif cell.strip().upper() in MISSING_MARKS:
-                problem = (
-                    f"{_shown(cell)} marks a missing value; impute it (e.g. the column's median) "
-                    "or drop the row"
-                )
-            else:
-                left_out = (
-                    f" (data.ignore_columns=[{printable(names[column])[:40]}])"
-                    if names and label is not None
-                    else ""
-                )
-                problem = (
-                    f"{_shown(cell)} is not a number; a text column must be encoded as numbers (e.g. one "
-                    f"column of 0/1 a category) or left out{left_out}"
-                )
-            raise InputError(f"{_cell(path, line, column, names)}: {problem}")
+            left_out = (
+                f" (data.ignore_columns=[{printable(names[column])[:40]}])"
+                if names and label is not None
+                else ""
+            )
+            raise InputError(
+                f"{_cell(path, line, column, names)}: {_shown(cell)} is not a number; a text column must be "
+                f"encoded as numbers (e.g. one column of 0/1 a category) or left out{left_out}"
+            )
         elif not math.isfinite(value):
             raise InputError(
                 f"{_cell(path, line, column, names)}: {_shown(cell)} is not a finite number; "
-                "remove or impute that row"
+                "remove it, or leave the cell empty to mark it missing"
             )
         elif abs(value) > MAX_MAGNITUDE:
             raise InputError(

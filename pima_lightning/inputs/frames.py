@@ -2,7 +2,7 @@
 
 For a Python session: ``PimaDataModule(frame=df, label_column="target")``. The label is the column
 ``label_column`` names, else the last one; every other column is a feature, but those ``ignore_columns``
-names. Features must be numbers (booleans count as 0/1), finite and within float32's reach; a row
+names. Features must be numbers (booleans count as 0/1) within float32's reach, or missing (NaN, None); a row
 without a label is left out; the label must be 0 or 1. Each refusal is one line naming the column,
 and the row by the frame's index.
 """
@@ -85,14 +85,12 @@ def _numbers(frame: pd.DataFrame, column: int, name: str) -> np.ndarray:
             f"{_cell(frame, row, name)}: {printable(str(values.iloc[row]))[:16]!r} is not a number; encode "
             f"the text column as numbers or leave it out (ignore_columns=[{name}])"
         )
-    if (bad := ~(np.abs(numbers) <= MAX_MAGNITUDE)).any():
+    if (bad := np.abs(numbers) > MAX_MAGNITUDE).any():  # NaN, a missing value, is filled by the model
         row = int(np.flatnonzero(bad)[0])
-        problem = (
-            "a missing value; impute it (e.g. the column's median) or drop the row"
-            if np.isnan(numbers[row])
-            else f"{numbers[row]!r} is not a finite number within ±{MAX_MAGNITUDE:.0e}; remove or rescale it"
+        raise InputError(
+            f"{_cell(frame, row, name)}: {float(numbers[row])!r} is not a finite number within "
+            f"±{MAX_MAGNITUDE:.0e}; remove or rescale it, or make it NaN to mark it missing"
         )
-        raise InputError(f"{_cell(frame, row, name)}: {problem}")
     return numbers
 
 

@@ -9,8 +9,8 @@ import torch
 from pima_lightning.model import PimaClassifier
 
 # Keras's layer names for ours: the scaling is Keras's Normalization layer; Keras folds the ReLU into Dense
-KERAS_NAMES = {"Standardize": "normalization", "Linear": "dense", "StackedLinear": "dense",
-               "ReLU": "re_lu", "Dropout": "dropout"}  # fmt: skip
+KERAS_NAMES = {"FillMissing": "fill_missing", "Standardize": "normalization", "Linear": "dense",
+               "StackedLinear": "dense", "ReLU": "re_lu", "Dropout": "dropout"}  # fmt: skip
 
 
 def model_summary(model: PimaClassifier, scaling: str | None = None) -> str:
@@ -27,7 +27,10 @@ def model_summary(model: PimaClassifier, scaling: str | None = None) -> str:
     was_training = model.training
     model.eval()  # dropout in training mode would draw from, and so shift, the seeded random stream
     with torch.no_grad():
-        for layer in [model.preprocess, *model.network]:
+        # the filling step is a row where it adds inputs or reads values as missing; else (the notebook's
+        # model) it only fills NaN, which its training rows never held, and the table is Keras's
+        filling = model.hparams.get("missing_indicators") or model.hparams.get("missing_values")
+        for layer in [*([model.fill_missing] if filling else []), model.preprocess, *model.network]:
             features = layer(features)
             kind = type(layer).__name__
             name = KERAS_NAMES.get(kind, kind.lower())
@@ -60,6 +63,14 @@ def model_summary(model: PimaClassifier, scaling: str | None = None) -> str:
     ]
     if model.hparams.feature_names:
         lines.append(f"Inputs: {', '.join(model.hparams.feature_names)}")
+    if indicated := model.hparams.get("missing_indicators"):
+        names = model.hparams.feature_names or [
+            f"column {index + 1}" for index in range(model.hparams.n_features)
+        ]
+        lines.append(
+            "Missing values: filled with training-row medians; a was-missing input for "
+            + ", ".join(names[index] for index in indicated)
+        )
     if replicas > 1:
         lines.append(f"Replicas: {replicas} independent copies of {total // replicas:,} parameters each")
     return "\n".join(lines)

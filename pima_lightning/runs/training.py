@@ -180,7 +180,7 @@ def datamodule_and_model(cfg: DictConfig) -> tuple[PimaDataModule, PimaClassifie
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    check_model_size(cfg.model, datamodule.n_features)
+    check_model_size(cfg.model, datamodule.input_width)
     model = instantiate(cfg.model)
     model.adapt(datamodule)
     return datamodule, model

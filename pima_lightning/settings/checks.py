@@ -102,6 +102,50 @@ def names(name: str, value, count: int | None = None, example: str = "") -> list
     return list(value)
 
 
+MAX_MARKS = 100  # values a column may declare missing
+
+
+def missing_marks(name: str, value) -> dict | None:
+    """``data.missing_values``: for some columns, the values that mean missing, e.g. ``{Glucose: [0]}``;
+    a column by its header name, or by its number counted from 1 in a file without a header; or None."""
+    if value is None:
+        return None
+    example = "e.g. {Glucose: [0], BloodPressure: [0]}, or {2: [0]} for a file without a header"
+    if not isinstance(value, dict) or not value:
+        raise InputError(
+            f"{name}={shown(value)}: expected columns and the values that mean missing, {example}"
+        )
+    marks = {}
+    for column, values in value.items():
+        named = is_printable(column) or (
+            isinstance(column, int) and not isinstance(column, bool) and column >= 1
+        )
+        listed = isinstance(values, list | tuple) and 1 <= len(values) <= MAX_MARKS
+        if not (named and listed and all(_finite(item) for item in values)):
+            raise InputError(
+                f"{name}={shown(value)}: expected a column (a name, or a number from 1) and a list of 1 to "
+                f"{MAX_MARKS} numbers for each, {example}"
+            )
+        marks[column] = [float(item) for item in values]
+    return marks
+
+
+def column_indices(name: str, value) -> list[int]:
+    """Columns by their index from 0, each once, in increasing order (the model's indicator inputs)."""
+    value = [] if value is None else value
+    indices = isinstance(value, list | tuple) and all(
+        isinstance(item, int) and not isinstance(item, bool) and 0 <= item < NETWORK_LIMITS["features"]
+        for item in value
+    )
+    if not (indices and list(value) == sorted(set(value))):
+        raise InputError(f"{name}={shown(value)}: expected increasing column indices from 0, each once")
+    return list(value)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def is_printable(value, longest: int = 200, shortest: int = 1) -> bool:
     """Whether ``value`` is text of ``shortest`` to ``longest`` characters, none a control character."""
     return isinstance(value, str) and shortest <= len(value) <= longest and not CONTROL.search(value)

@@ -27,8 +27,10 @@ from pima_lightning.errors import InputError
 from pima_lightning.model import torch_class
 from pima_lightning.settings.checks import (
     NETWORK_LIMITS,
+    column_indices,
     column_name,
     flag,
+    missing_marks,
     names,
     number,
     one_of,
@@ -112,6 +114,7 @@ DATA = {
     "path": Setting(partial(optional_text, what="the text of a path"), fixed=True),
     "label_column": Setting(column_name, fixed=True),
     "ignore_columns": Setting(partial(names, example="[patient_id]"), fixed=True),
+    "missing_values": Setting(missing_marks, fixed=True),
     "class_names": Setting(partial(names, count=2, example="[benign,malignant]")),
     "data_dir": Setting(partial(optional_text, what="the text of a path")),
     "url": Setting(partial(optional_text, what="a URL")),
@@ -136,6 +139,8 @@ DATA = {
 MODEL = {
     "n_features": Setting(partial(whole, low=1, high=NETWORK_LIMITS["features"]), fixed=True),
     "feature_names": Setting(partial(names, example="[age,bmi]"), fixed=True),
+    "missing_indicators": Setting(column_indices, fixed=True),
+    "missing_values": Setting(missing_marks, fixed=True),
     "hidden": Setting(widths, fixed=True),
     "dropout": Setting(partial(number, low=0, high=1, high_open=True, what="a probability"), fixed=True),
     "l1": Setting(partial(number, low=0, what="a penalty"), fixed=True),
@@ -154,7 +159,7 @@ OPTIMIZER = {"lr": Setting(POSITIVE), "eps": Setting(POSITIVE), "momentum": Sett
 SCHEDULER = {"gamma": Setting(POSITIVE), "factor": Setting(POSITIVE)}
 # the value a setting had in checkpoints written before it existed
 ADDED_LATER = {"replicas": 1, "l1": 0.0, "label_column": None, "ignore_columns": None, "folds": 0,
-               "scheduler": None}  # fmt: skip
+               "scheduler": None, "missing_indicators": [], "missing_values": None}  # fmt: skip
 
 
 def check_settings(declared: dict[str, Setting], values: Mapping, prefix: str = "") -> dict:

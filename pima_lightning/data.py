@@ -100,6 +100,7 @@ class PimaDataModule(L.LightningDataModule):
         self.train_set: TensorDataset | None = None
         self.predict_set: TensorDataset | None = None
         self.n_features, self.feature_names, self.label_name = 0, None, None  # from the CSV, in setup()
+        self.classes: list[str] = ["0", "1"]  # the label's distinct values in order, from the CSV in setup()
         self.missing_values = missing_values  # what the model is told means missing, besides NaN
         self.missing_indicators: list[int] = []  # the feature columns with missing values, in setup()
         self.data_sha256: str | None = None  # the file's SHA-256 and the fingerprints of the rows fitted on
@@ -129,6 +130,7 @@ class PimaDataModule(L.LightningDataModule):
             self.data_sha256 = sha256_of(self.csv_path, "data.path", MAX_CSV_BYTES, kind="CSV")
         features, labels = table.features, table.labels
         self.feature_names, self.label_name = table.feature_names, table.label_name
+        self.classes = list(table.classes)
         if table.unlabelled:
             log.warning(
                 "%s: %d rows without a label left out of training and scoring",
@@ -138,9 +140,17 @@ class PimaDataModule(L.LightningDataModule):
         self.n_features = features.shape[1]
         features = mark_missing(features, self.missing_values, self.feature_names)
         self.missing_indicators = np.flatnonzero(np.isnan(features).any(axis=0)).tolist()
-        if len(set(labels.tolist())) == 1:  # no split or stratification can help
+        if len(self.classes) == 1:  # no split or stratification can help
             raise InputError(
-                f"{self.csv_path}: every row has label {labels[0]}; a classifier needs rows of both classes"
+                f"{self.csv_path}: every row has label {self.classes[0]}; a classifier needs rows of both "
+                "classes"
+            )
+        if len(self.classes) > 2:
+            column = f" {self.label_name!r}" if self.label_name else ""
+            raise InputError(
+                f"{self.csv_path}: the label column{column} holds {len(self.classes)} classes "
+                f"({', '.join(self.classes)[:200]}); this package trains two-class models so far: keep the "
+                "rows of two classes, or merge classes into two"
             )
         if hp.split == "random":
             x_train, x_test, y_train, y_test = self._split(features, labels, hp.test_size, "held-out")
@@ -201,18 +211,21 @@ class PimaDataModule(L.LightningDataModule):
 
     def _check_classes(self, labels: np.ndarray, parts: dict[str, np.ndarray]) -> None:
         """Raise InputError unless every part of the split holds rows of both classes."""
-        counts = np.bincount(labels, minlength=2).tolist()
+        counts = np.bincount(labels, minlength=len(self.classes)).tolist()
         advice = (  # data.split=last takes the file's last rows as they are: stratifying does not apply
             "reorder the file's rows so its last ones hold both classes, or use data.split=random"
             if self.hparams.split == "last"
             else "add rows of each class, or set data.stratify=true"
         )
         for name, part_labels in parts.items():
-            missing = {0, 1} - set(part_labels.tolist())
+            missing = set(range(len(self.classes))) - set(part_labels.tolist())
             if missing:
-                raise InputError(
+                held = ", ".join(
+                    f"{count} of class {value}" for count, value in zip(counts, self.classes, strict=True)
+                )
+                raise InputError(  # "(20 rows of class 0, 1 of class 1)"
                     f"{self.csv_path}: the {name} part of the split has no rows of class "
-                    f"{min(missing)} ({counts[0]} rows of class 0, {counts[1]} of class 1); {advice}"
+                    f"{self.classes[min(missing)]} ({held.replace(' of', ' rows of', 1)}); {advice}"
                 )
 
     def state_dict(self) -> dict:
@@ -236,16 +249,19 @@ class PimaDataModule(L.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        """How pictures name class 0 and class 1: ``class_names`` if given; for the public copy
-        ``no diabetes (0)`` and ``diabetes (1)``; else from the label column's header name
-        (``Outcome = 0``), or ``class 0`` and ``class 1`` for a file without a header."""
+        """How pictures name the classes (the label's values, in order): ``class_names`` if given
+        (``benign (0)``); for the public copy ``no diabetes (0)`` and ``diabetes (1)``; else by the label
+        column's header name (``Outcome = 0``, ``sex = female``), or ``class 0`` without a header."""
         if self.hparams.class_names:
-            return [f"{name} ({value})" for value, name in enumerate(self.hparams.class_names)]
+            return [
+                f"{name} ({value})"
+                for value, name in zip(self.classes, self.hparams.class_names, strict=True)
+            ]
         if self.hparams.path is None:
             return ["no diabetes (0)", "diabetes (1)"]
         if self.label_name:
-            return [f"{self.label_name} = {value}" for value in (0, 1)]
-        return ["class 0", "class 1"]
+            return [f"{self.label_name} = {value}" for value in self.classes]
+        return [f"class {value}" for value in self.classes]
 
     def train_dataloader(self) -> DataLoader:
         """Minibatches of ``batch_size`` training rows, reshuffled every epoch."""

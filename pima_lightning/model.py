@@ -295,9 +295,11 @@ class PimaClassifier(L.LightningModule):
         feature_names: Sequence[str] | None = None,
         missing_indicators: Sequence[int] | None = None,
         missing_values: dict | None = None,
+        classes: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         optimizer = dict(optimizer or NOTEBOOK_SGD)
+        classes = [str(name) for name in classes] if classes is not None else None
         hidden = list(hidden)
         feature_names = list(feature_names) if feature_names is not None else None
         missing_indicators = list(missing_indicators or [])
@@ -349,6 +351,8 @@ class PimaClassifier(L.LightningModule):
             )
         elif datamodule.feature_names is not None:
             self.hparams.feature_names = list(datamodule.feature_names)
+        if getattr(datamodule, "classes", None) is not None:
+            self.hparams.classes = [str(name) for name in datamodule.classes]
         fit_inputs(self, datamodule)
         self.scaling_fitted = True
 

@@ -1,16 +1,17 @@
 """Score raw rows: ``python -m pima_lightning.predict ckpt_path=PATH input=CSV [output=CSV]``.
 
-Rows hold the 8 raw features, optionally followed by a label (ignored), header optional. The
-checkpoint's own scaling is applied. The output CSV has one line per input row, in order:
-``probability`` (of diabetes) and ``class`` (1 when probability > 0.5).
+Rows hold the 8 raw features, optionally followed by a label (ignored), header optional; an empty cell is
+a missing value. The checkpoint's own filling and scaling are applied. The output CSV has one line per
+input row, in order: ``probability`` (of the second class: diabetes, 1) and ``class`` (the second class's
+name when probability > 0.5, else the first's: 1 or 0 for Pima).
 """
 
-import io
 import logging
 from pathlib import Path
 
 import hydra
 import numpy as np
+import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def predict(ckpt_path: str, input_path: str, output_path: Path) -> np.ndarray:
-    """Write ``probability,class`` for every row of ``input_path``; return the probabilities.
+    """Write ``probability,class`` for every row of ``input_path``; return the probabilities (of the
+    model's second class).
 
     Lightning's predict loop runs the model's ``predict_step`` over ``PimaDataModule.predict_dataloader``,
     which reads the checkpoint's feature columns (by name where both have names)."""
@@ -41,16 +43,11 @@ def predict(ckpt_path: str, input_path: str, output_path: Path) -> np.ndarray:
             f"{len(probabilities)} data rows): their values or the checkpoint's weights overflow float32; "
             "check those rows and that the checkpoint is one training wrote"
         )
-    table = io.StringIO()
-    np.savetxt(
-        table,
-        np.column_stack([probabilities, probabilities > 0.5]),
-        fmt=["%.6f", "%d"],
-        delimiter=",",
-        header="probability,class",
-        comments="",
-    )
-    write_text(output_path, table.getvalue())
+    classes = np.array(model.hparams.get("classes") or ["0", "1"])
+    table = pd.DataFrame({"probability": probabilities, "class": classes[(probabilities > 0.5).astype(int)]})
+    write_text(output_path, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    positive = int((probabilities > 0.5).sum())
+    log.info("Wrote %d predictions (%d of class %s) to %s", len(table), positive, classes[1], output_path)
     return probabilities
 
 
@@ -63,10 +60,7 @@ def main(cfg: DictConfig) -> None:
             raise error_exit(f"no {key} given; pass {key}={example}")
     output = Path(cfg.output or Path(cfg.output_dir) / "predictions.csv").expanduser()
     with one_line_errors():
-        probabilities = predict(cfg.ckpt_path, cfg.input, output)
-    log.info(
-        "Wrote %d predictions (%d of class 1) to %s", len(probabilities), (probabilities > 0.5).sum(), output
-    )
+        predict(cfg.ckpt_path, cfg.input, output)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import peak_memory_of
 
+from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError
 from pima_lightning.inputs import csvfile
 from pima_lightning.inputs.csvfile import Columns, read_feature_rows, read_labelled_csv
@@ -66,8 +67,6 @@ def test_unambiguous_variants_are_accepted(tmp_path, text):
         (ROW0 + "\n1,85,abc,29,0,26.6,0.351,31,0\n", "line 2, column 3: 'abc' is not a number"),
         (ROW0 + "\n1,85,-inf,29,0,26.6,0.351,31,0\n", "line 2, column 3: '-inf' is not a finite number"),
         (ROW1 + "\n" + ROW0 + "\n1,inf,66,29,0,26.6,0.351,31,0\n", "line 3, column 2: 'inf'"),
-        (ROW0[:-1] + "2\n", "line 1, column 9: the label is '2', expected 0 or 1"),
-        (ROW1[:-1] + "-1\n", "line 1, column 9: the label is '-1', expected 0 or 1"),
         (ROW0 + "\n1,85,1e39,29,0,26.6,0.351,31,0\n", "line 2, column 3: '1e39' is beyond ±1e+30"),
         (ROW0.replace(",", "\t") + "\n", "(the file looks tab-delimited; save it with commas)"),
         (ROW0 + "\n" + "1" * 70_000 + "\n", "line 2: longer than 65,536 characters"),
@@ -82,8 +81,6 @@ def test_unambiguous_variants_are_accepted(tmp_path, text):
         "text",
         "minus-inf",
         "inf",
-        "label-2",
-        "label-minus-1",
         "beyond-float32",
         "tabs",
         "long-line",
@@ -125,10 +122,15 @@ def test_pandas_and_the_line_by_line_reader_agree(tmp_path, pima_csv):
     lines = pima_csv.read_text().splitlines()
     text = HEADER + "\n" + "\n".join([f'"{lines[0]}"'.replace(",", '","'), " " + lines[1], *lines[2:]]) + "\n"
     path = write(tmp_path, text)
-    by_pandas = csvfile._parsed_by_pandas(path, HEADER.split(","))
+    pandas_codes, line_codes = csvfile.LabelCodes(), csvfile.LabelCodes()
+    by_pandas = csvfile._parsed_by_pandas(path, HEADER.split(","), labels=pandas_codes, label=-1)
     by_line = csvfile._parsed_line_by_line(
-        path, "data.path", Columns(None, -1, None, "{width} values"), HEADER.split(",")
+        path, "data.path", Columns(None, -1, None, "{width} values"), HEADER.split(","), line_codes
     )
+    for table, codes in ((by_pandas, pandas_codes), (by_line, line_codes)):  # each label's class, in order
+        classes, position = codes.ordered()
+        assert classes == ["0", "1"]
+        table[:, -1] = position[table[:, -1].astype(int)]
     np.testing.assert_array_equal(by_pandas, by_line)
     np.testing.assert_array_equal(by_pandas, np.loadtxt(pima_csv, delimiter=","))
 
@@ -200,17 +202,13 @@ def test_a_header_wider_or_narrower_than_the_rows_is_refused(tmp_path):
             "6,148,high,35,0,33.6,0.627,50,1",
             "line 3, column 3 ('BloodPressure'): 'high' is not a number; a text column must be encoded",
         ),
-        (
-            "6,148,72,35,0,33.6,0.627,50,yes",
-            "line 3, column 9 ('Outcome'): the label is 'yes', expected 0 or 1; map the labels to 0 and 1 "
-            "first (e.g. no=0, yes=1)",
-        ),
     ],
-    ids=["text", "yes-label"],
+    ids=["text"],
 )
 def test_a_bad_cell_is_named_by_its_header_column_with_what_to_do(tmp_path, row, expected):
     """A new user's own table: the column named as the header names it, the label said to be the
-    label, and the fix (encode, map) in the same line. (Missing cells are read: test_missing_values.py.)"""
+    label, and the fix in the same line. (Missing cells and text labels are read: test_missing_values.py,
+    test_labels.py.)"""
     path = write(tmp_path, f"{HEADER}\n{ROW1}\n{row}\n")
     with pytest.raises(InputError) as raised:
         read_pima_csv(path)
@@ -242,8 +240,8 @@ def test_rows_without_a_label_are_left_out_and_counted(tmp_path):
 
 
 def test_a_label_column_of_measurements_is_called_a_regression_target(tmp_path, pima_csv):
-    """Pima's features with BMI as the 'label': not two classes however relabelled; one line says so.
-    A few whole-number classes still get the cell-by-cell line (the label is '2', expected 0 or 1)."""
+    """Pima's features with BMI as the 'label': not classes however relabelled; one line says so. A few
+    whole-number values are classes: three of them read, and the data module says it takes two."""
     rows = np.loadtxt(pima_csv, delimiter=",")
     bmi_last = np.column_stack([rows[:, :5], rows[:, 6:8], rows[:, 5]])
     path = tmp_path / "bmi.csv"
@@ -252,8 +250,12 @@ def test_a_label_column_of_measurements_is_called_a_regression_target(tmp_path, 
         read_labelled_csv(path)
     assert str(refused.value) == (
         f"{path}: the label column 'BMI' holds 248 distinct values (0, 33.6, 67.1, ...): it looks like a "
-        "regression target, and this package classifies (two classes, written 0 and 1)"
+        "regression target, and this package classifies (at most 20 classes, written as text or whole "
+        "numbers)"
     )
     three_classes = write(tmp_path, f"{ROW0}\n{ROW1}\n{ROW0[:-1]}2\n", name="three.csv")
-    with pytest.raises(InputError, match="line 3, column 9: the label is '2', expected 0 or 1"):
-        read_labelled_csv(three_classes)
+    assert read_labelled_csv(three_classes).classes == ["0", "1", "2"]
+    with pytest.raises(
+        InputError, match=r"holds 3 classes \(0, 1, 2\); this package trains two-class models"
+    ):
+        PimaDataModule(path=str(three_classes)).setup("fit")

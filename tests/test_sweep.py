@@ -95,7 +95,10 @@ def test_a_failing_job_is_marked_and_the_others_are_kept(cli, tmp_path, pima_csv
     good, failed = json.loads((sweep_dir / "jobs.json").read_text())["jobs"]
     assert good["status"] == "finished" and good["test/acc"] > 0.5
     assert failed["status"] == "failed"
-    assert failed["error"] == f"InputError: {bad}, line 1, column 9: the label is '3', expected 0 or 1"
+    assert (
+        failed["error"]
+        == f"InputError: {bad}: every row has label 3; a classifier needs rows of both classes"
+    )
     assert not (sweep_dir / "1" / "metrics.json").exists()
 
 

@@ -131,12 +131,13 @@ def test_the_readme_rerun_recipe_reproduces_a_run_from_another_directory(train_c
 
 def test_cli_bad_csv_fails_with_one_line_and_no_finished_outputs(train_cli, fast, tmp_path):
     bad = tmp_path / "bad.csv"
-    bad.write_text("6,148,72,35,0,33.6,0.627,50,1\n1,85,66,29,0,26.6,0.351,31,2\n")
+    bad.write_text("6,148,72,35,0,33.6,0.627,50,1\n1,85,66,29,0,26.6,abc,31,0\n")
     run_dir = tmp_path / "run"
     result = train_cli(*fast, f"data.path={bad}", run_dir=run_dir)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {bad}, line 2, column 9: the label is '2', expected 0 or 1"
+        f"error: {bad}, line 2, column 7: 'abc' is not a number; a text column must be encoded as numbers "
+        "(e.g. one column of 0/1 a category) or left out"
     )
     assert "Traceback" not in result.stderr
     assert not (run_dir / "metrics.json").exists()

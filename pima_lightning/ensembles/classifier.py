@@ -165,6 +165,8 @@ class StackedClassifier(L.LightningModule):
         if network["feature_names"] is not None:
             network["feature_names"] = list(network["feature_names"])
         network["missing_indicators"] = list(network["missing_indicators"] or [])
+        if network["classes"] is not None:
+            network["classes"] = [str(name) for name in network["classes"]]
         declared = network["missing_values"] or {}
         network["missing_values"] = {key: list(values) for key, values in declared.items()} or None
         seeds = list(seeds) if seeds is not None else None
@@ -208,6 +210,8 @@ class StackedClassifier(L.LightningModule):
             self.build(datamodule.n_features)
         elif getattr(datamodule, "feature_names", None) is not None:
             self.hparams.feature_names = list(datamodule.feature_names)
+        if getattr(datamodule, "classes", None) is not None:
+            self.hparams.classes = [str(name) for name in datamodule.classes]
         fit_inputs(self, datamodule)
         self.scaling_fitted = True
 

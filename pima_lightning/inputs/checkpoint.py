@@ -124,6 +124,8 @@ def network(checkpoint: dict) -> PimaClassifier:
     names, indicators = settings["feature_names"], settings["missing_indicators"]
     if names is not None and len(names) != n_features:
         raise InputError(f"feature_names: expected {n_features} names, found {len(names)}")
+    if settings["classes"] is not None and len(settings["classes"]) != 2:
+        raise InputError(f"classes: expected the names of 2 classes, found {len(settings['classes'])}")
     if indicators and indicators[-1] >= n_features:
         raise InputError(f"missing_indicators: column {indicators[-1]} of {n_features} features")
     try:

@@ -45,15 +45,17 @@ DELIMITERS = {";": "';'", "\t": "tab"}  # other delimiters a CSV is saved with, 
 
 
 class LabelledRows(NamedTuple):
-    """A labelled CSV's rows: float64 ``features (n, k)``, int64 ``labels (n,)``, the features' and the
-    label's names from its header (None without one), and how many rows were left out for having no
-    label (an empty cell or a mark such as ``NA``)."""
+    """A labelled CSV's rows: float64 ``features (n, k)``, int64 ``labels (n,)`` (each row's class, an
+    index into ``classes``), the features' and the label's names from its header (None without one), how
+    many rows were left out for having no label (an empty cell or a mark such as ``NA``), and the classes:
+    the label column's distinct values in order, numbers by value (``0``, ``1``), then text."""
 
     features: np.ndarray
     labels: np.ndarray
     feature_names: list[str] | None
     label_name: str | None = None
     unlabelled: int = 0
+    classes: list[str] | None = None  # the label's distinct values, in order: label k is classes[k]
 
 
 class Columns(NamedTuple):
@@ -118,25 +120,27 @@ def read_labelled_csv(
     if ignored:
         expected = "{width} comma-separated values, one for each column of the header"
     elif label == -1:
-        expected = "{width} comma-separated values ({features} features, then a 0/1 label)"
+        expected = "{width} comma-separated values ({features} features, then a label)"
     else:
-        named = f"the 0/1 label {label_column!r}"
-        expected = "{width} comma-separated values ({features} features and " + named + ")"
+        expected = "{width} comma-separated values ({features} features and the label " + f"{label_column!r})"
     kept = [column for column in range(len(header)) if column not in ignored] if ignored else None
-    table = _read_table(path, option, Columns(kept, label, None, expected), header, ignored)
+    codes = LabelCodes()
+    table = _read_table(path, option, Columns(kept, label, None, expected), header, ignored, codes)
     names = header if kept is None else [header[column] for column in kept]
     label = label % table.shape[1] if kept is None else kept.index(label)
+    label_name = None if header is None else names[label]
     unlabelled = np.isnan(table[:, label])
     if unlabelled.any():  # rows without a label: nothing to learn or score
         table = table[~unlabelled]
         if not len(table):
-            raise InputError(f"{path}: no row has a label; expected 0 or 1 in the label column")
+            raise InputError(f"{path}: no row has a label; expected a class in the label column")
+    codes.check_classes(path, label_name)
+    classes, position = codes.ordered()
     width = table.shape[1]
     features = table[:, :label] if label == width - 1 else np.delete(table, label, axis=1)
     feature_names = None if header is None else [name for i, name in enumerate(names) if i != label]
-    label_name = None if header is None else names[label]
-    labels = table[:, label].astype(np.int64)
-    return LabelledRows(features, labels, feature_names, label_name, int(unlabelled.sum()))
+    labels = position[table[:, label].astype(np.int64)]
+    return LabelledRows(features, labels, feature_names, label_name, int(unlabelled.sum()), classes)
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -186,40 +190,94 @@ def read_feature_rows(
 
 
 def _read_table(
-    path: Path, option: str, columns: Columns, header: list[str] | None, ignored: Sequence[int] = ()
-) -> np.ndarray:
-    """The data rows as a float64 array: every column of a labelled line (a missing label as NaN), or
-    the columns read, in their order; all lines must have the width of the first one. ``header``: the
-    file's names; ``ignored``: columns never read as numbers."""
-    table = _parsed_by_pandas(path, header, ignored)
+    path: Path, option: str, columns: Columns, header: list[str] | None, ignored: Sequence[int] = (),
+    labels: "LabelCodes | None" = None,
+) -> np.ndarray:  # fmt: skip
+    """The data rows as a float64 array: every column of a labelled line (its label as its code in
+    ``labels``, a missing label as NaN), or the columns read, in their order; all lines must have the
+    width of the first one. ``header``: the file's names; ``ignored``: columns never read as numbers."""
+    table = _parsed_by_pandas(path, header, ignored, labels, columns.label)
     if table is None or not _acceptable(table, columns):
-        if table is not None and columns.label is not None and len(table) and columns.label < table.shape[1]:
-            _check_not_a_regression_target(path, table[:, columns.label], header, columns.label)
-        return _parsed_line_by_line(path, option, columns, header)
+        fresh = LabelCodes() if labels is not None else None  # the codes of the pandas pass, forgotten
+        table = _parsed_line_by_line(path, option, columns, header, fresh)
+        if labels is not None:
+            labels.keys = fresh.keys
+        return table
     if columns.features is None:
         return table
     wanted = list(columns.features)
     return table[:, : len(wanted)] if wanted == list(range(len(wanted))) else table[:, wanted]
 
 
-MAX_CLASSES = 20  # a label column of more distinct whole numbers than this is no class label
+MAX_CLASSES = 20  # a label column of more distinct values than this is no class label
 
 
-def _check_not_a_regression_target(
-    path: Path, labels: np.ndarray, header: list[str] | None, label: int
-) -> None:
-    """Refuse, in one line, a label column of measurements (fractions, or more than ``MAX_CLASSES``
-    distinct values): no relabelling makes that a two-class problem, so the line-by-line reader's
-    "the label is '3.7', expected 0 or 1" would mislead."""
-    values = np.unique(labels[~np.isnan(labels)])
-    if len(values) <= MAX_CLASSES and (values == np.round(values)).all():
-        return
-    name = f" {printable(header[label])[:40]!r}" if header else ""
-    examples = ", ".join(f"{value:g}" for value in values[np.linspace(0, len(values) - 1, 3).astype(int)])
-    raise InputError(
-        f"{path}: the label column{name} holds {len(values):,} distinct values ({examples}, ...): it looks "
-        "like a regression target, and this package classifies (two classes, written 0 and 1)"
-    )
+class LabelCodes:
+    """A label column's distinct values (its classes), each given a code as it is first met: a number by
+    its value (``1`` and ``1.0`` are one class), text as written, stripped; a missing label (an empty
+    cell, ``NA``, ...) is NaN. ``ordered`` then puts the classes in order: numbers by value, then text."""
+
+    def __init__(self) -> None:
+        self.keys: dict[float | str, int] = {}
+
+    def code(self, cell: str) -> float:
+        """The code of one label cell (NaN for a missing label)."""
+        text = str(cell).strip()
+        if not text or text.upper() in MISSING_MARKS:
+            return math.nan
+        try:
+            key: float | str = float(text)
+        except ValueError:
+            key = printable(text)[:200]  # a class name, as a setting holds one
+        if isinstance(key, float) and not math.isfinite(key):
+            key = text
+        return float(self.keys.setdefault(key, len(self.keys)))
+
+    def codes(self, cells: pd.Series) -> np.ndarray:
+        """The codes of a chunk of label cells (text, or NaN where pandas read a missing value)."""
+        found, distinct = pd.factorize(cells, use_na_sentinel=True)
+        lookup = np.array([*(self.code(cell) for cell in distinct), math.nan])
+        return lookup[found]  # -1, a missing label, is the last entry: NaN
+
+    def numbers(self, values: np.ndarray) -> np.ndarray:
+        """The codes of labels read as numbers (NaN where missing)."""
+        present = ~np.isnan(values)
+        distinct, found = np.unique(values[present], return_inverse=True)
+        lookup = np.array([self.keys.setdefault(float(value), len(self.keys)) for value in distinct], float)
+        codes = np.full(len(values), math.nan)
+        codes[present] = lookup[found] if len(distinct) else []
+        return codes
+
+    def ordered(self) -> tuple[list[str], np.ndarray]:
+        """The class names in order (a number written as ``%g``), and each code's index among them."""
+        keys = sorted(self.keys, key=lambda key: (isinstance(key, str), key))
+        position = np.empty(len(keys), np.int64)
+        for index, key in enumerate(keys):
+            position[self.keys[key]] = index
+        return [key if isinstance(key, str) else f"{key:g}" for key in keys], position
+
+    def check_classes(self, path: Path, name: str | None) -> None:
+        """Refuse, in one line, a label column of measurements (fractions, or more than ``MAX_CLASSES``
+        distinct numbers: a regression target) or of more than ``MAX_CLASSES`` distinct texts (an ID)."""
+        keys = list(self.keys)
+        numbers = np.array(sorted(key for key in keys if not isinstance(key, str)))
+        column = f" {printable(name)[:40]!r}" if name else ""
+        fractions = bool(len(numbers)) and bool((numbers != np.round(numbers)).any())
+        if len(numbers) == len(keys) and (fractions or len(numbers) > MAX_CLASSES):
+            picked = ", ".join(
+                f"{value:g}" for value in numbers[np.linspace(0, len(numbers) - 1, 3).astype(int)]
+            )
+            raise InputError(
+                f"{path}: the label column{column} holds {len(numbers):,} distinct values ({picked}, ...): "
+                "it looks like a regression target, and this package classifies (at most "
+                f"{MAX_CLASSES} classes, written as text or whole numbers)"
+            )
+        if len(keys) > MAX_CLASSES:
+            shown = ", ".join(repr(str(key))[:20] for key in keys[:3])
+            raise InputError(
+                f"{path}: the label column{column} holds {len(keys):,} distinct values ({shown}, ...); at "
+                f"most {MAX_CLASSES} classes are accepted: is it an ID or a measurement rather than a class?"
+            )
 
 
 def _check_regular_file(path: Path, option: str) -> None:
@@ -238,19 +296,48 @@ def _check_not_blank(path: Path) -> None:
     raise InputError(f"{path}: no data rows; expected lines of comma-separated numbers")
 
 
-def _parsed_by_pandas(path: Path, header: list[str] | None, ignored: Sequence[int] = ()) -> np.ndarray | None:
+def _parsed_by_pandas(
+    path: Path, header: list[str] | None, ignored: Sequence[int] = (), labels: "LabelCodes | None" = None,
+    label: int | None = None,
+) -> np.ndarray | None:  # fmt: skip
     """Every data row parsed by pandas' C parser (after the ``header`` line, if ``_header`` found one), a
     chunk of rows at a time, into one float64 array, so that the table is held once; None if pandas
     cannot parse the file as numbers (or a line is longer than ``MAX_LINE_CHARS``). The ``ignored``
     columns are read as text and hold 0 in the table. A cell that is empty or marks a missing value
-    (``MISSING_MARKS``) is NaN; a row short of cells fails here, and the line reader names it."""
+    (``MISSING_MARKS``) is NaN; a row short of cells fails here, and the line reader names it.
+
+    The ``label`` column (an index, or None for a table without labels) holds ``labels``' code of each
+    row's label: its numbers are read as numbers first, and only if a label is text is the file read
+    again with that column as text."""
+    table = _parsed_chunks(path, header, ignored)
+    if table is None and labels is not None and label is not None:
+        width = len(header) if header else len(next(_data_lines(path), (0, [""]))[1])
+        table = _parsed_chunks(path, header, ignored, labels, label % width)
+    elif table is not None and labels is not None and label is not None:
+        table[:, label] = labels.numbers(table[:, label])
+    if table is None:
+        return None
+    # pandas pads a row short of cells with NaN, as if its last cells were empty: with NaN in the table,
+    # every line must be seen to hold all its cells
+    if np.isnan(table).any() and not _every_line_has_cells(path, table.shape[1]):
+        return None
+    return table
+
+
+def _parsed_chunks(
+    path: Path, header: list[str] | None, ignored: Sequence[int] = (), labels: "LabelCodes | None" = None,
+    label: int | None = None,
+) -> np.ndarray | None:  # fmt: skip
+    """``_parsed_by_pandas``' one pass: every column as numbers, but the ``ignored`` ones (0) and, with
+    ``labels``, the ``label`` column (as text, each cell replaced by its code)."""
+    text = [*ignored, *([label] if labels is not None else [])]
     try:
         with path.open("rb") as raw:
             chunks = pd.read_csv(
                 io.BufferedReader(_BoundedLines(raw)),
                 header=0 if header else None,
                 names=range(len(header)) if header else None,  # the columns by position
-                dtype={column: object for column in ignored} if ignored else np.float64,
+                dtype={column: object for column in text} if text else np.float64,
                 na_values=NA_VALUES,
                 keep_default_na=False,
                 skipinitialspace=True,
@@ -259,6 +346,8 @@ def _parsed_by_pandas(path: Path, header: list[str] | None, ignored: Sequence[in
             )
             table, rows = None, 0
             for chunk in chunks:
+                if labels is not None:
+                    chunk[label] = labels.codes(chunk[label])
                 if ignored:
                     chunk[list(ignored)] = 0.0
                 values = chunk.to_numpy(np.float64)
@@ -271,13 +360,7 @@ def _parsed_by_pandas(path: Path, header: list[str] | None, ignored: Sequence[in
                 rows += len(values)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, _LineTooLong):
         return None  # unparsable numbers, ragged rows, not UTF-8: the line-by-line reader says where
-    if not rows:
-        return None
-    # pandas pads a row short of cells with NaN, as if its last cells were empty: with NaN in the table,
-    # every line must be seen to hold all its cells
-    if np.isnan(table[:rows]).any() and not _every_line_has_cells(path, table.shape[1]):
-        return None
-    return table[:rows]
+    return table[:rows] if rows else None
 
 
 def _every_line_has_cells(path: Path, width: int) -> bool:
@@ -357,21 +440,22 @@ def _read_columns(columns: Columns, width: int) -> tuple[list[int], int | None]:
 
 
 def _acceptable(table: np.ndarray, columns: Columns) -> bool:
-    """Whether the table has an accepted width, features within float32's range and 0/1 labels; checked
-    a column at a time to keep temporary arrays small."""
+    """Whether the table has an accepted width and features within float32's range; checked a column at a
+    time to keep temporary arrays small."""
     width = table.shape[1]
     if len(table) == 0 or (width not in columns.widths if columns.widths else width < 2):
         return False
-    features, label = _read_columns(columns, width)
+    features, _ = _read_columns(columns, width)
     if max(features) >= width:
         return False
     # NaN, a missing value, passes; infinities and values past MAX_MAGNITUDE do not
     features_ok = not any(bool((np.abs(table[:, column]) > MAX_MAGNITUDE).any()) for column in features)
-    labels = table[:, label] if label is not None else None
-    return features_ok and (labels is None or bool((np.isin(labels, (0.0, 1.0)) | np.isnan(labels)).all()))
+    return features_ok
 
 
-def _parsed_line_by_line(path: Path, option: str, columns: Columns, names: list[str] | None) -> np.ndarray:
+def _parsed_line_by_line(
+    path: Path, option: str, columns: Columns, names: list[str] | None, labels: LabelCodes | None = None
+) -> np.ndarray:
     """Parse every data line in Python, raising InputError at the first bad one (naming its column as
     the header ``names`` it): a labelled table keeps every column, a table of features only the columns
     read, in their order."""
@@ -394,7 +478,7 @@ def _parsed_line_by_line(path: Path, option: str, columns: Columns, names: list[
             raise InputError(
                 f"{path}, line {line}: {len(cells)} values, but the lines before it have {width}"
             )
-        values.extend(_parse_row(path, line, cells, read, label, names))
+        values.extend(_parse_row(path, line, cells, read, label, names, labels))
     if width is None:
         raise InputError(f"{path}: no data rows; expected lines of comma-separated numbers")
     return np.frombuffer(values, dtype=np.float64).reshape(-1, len(read))
@@ -489,11 +573,12 @@ def _is_number(cell: str) -> bool:
 
 
 def _parse_row(
-    path: Path, line: int, cells: list[str], read: list[int], label: int | None, names: list[str] | None
-) -> list[float]:
-    """Convert the cells ``read`` to floats, or raise InputError naming the line, column and problem,
-    and what to do about it: encode a text column, map text labels to 0/1. A missing value (an empty
-    cell, a mark such as ``NA``) is NaN."""
+    path: Path, line: int, cells: list[str], read: list[int], label: int | None, names: list[str] | None,
+    labels: LabelCodes | None = None,
+) -> list[float]:  # fmt: skip
+    """Convert the cells ``read`` to floats (the label to its code in ``labels``), or raise InputError
+    naming the line, column and problem, and what to do about it: encode a text column. A missing value
+    (an empty cell, a mark such as ``NA``) is NaN."""
     values = []
     for column in read:
         cell = cells[column]
@@ -502,15 +587,7 @@ def _parse_row(
         except ValueError:
             value = None
         if column == label:
-            if not cell.strip() or cell.strip().upper() in MISSING_MARKS:
-                value = math.nan  # a row without a label, left out by read_labelled_csv
-            elif value not in (0.0, 1.0):
-                text = value is None and cell.strip()
-                raise InputError(
-                    f"{_cell(path, line, column, names)}: the label is "
-                    f"{_shown(cell) if cell.strip() else 'an empty cell'}, expected 0 or 1"
-                    + ("; map the labels to 0 and 1 first (e.g. no=0, yes=1)" if text else "")
-                )
+            value = labels.code(cell)  # NaN: a row without a label, left out by read_labelled_csv
         elif not cell.strip() or cell.strip().upper() in MISSING_MARKS:
             value = math.nan  # a missing value: the model fills it with the training rows' median
         elif value is None:

@@ -3,8 +3,8 @@
 For a Python session: ``PimaDataModule(frame=df, label_column="target")``. The label is the column
 ``label_column`` names, else the last one; every other column is a feature, but those ``ignore_columns``
 names. Features must be numbers (booleans count as 0/1) within float32's reach, or missing (NaN, None); a row
-without a label is left out; the label must be 0 or 1. Each refusal is one line naming the column,
-and the row by the frame's index.
+without a label is left out; the label's distinct values (numbers, text, booleans) are the classes, in order.
+Each refusal is one line naming the column, and the row by the frame's index.
 """
 
 import hashlib
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pima_lightning.errors import InputError
-from pima_lightning.inputs.csvfile import MAX_MAGNITUDE, LabelledRows
+from pima_lightning.inputs.csvfile import MAX_MAGNITUDE, LabelCodes, LabelledRows
 from pima_lightning.inputs.files import CONTROL, printable
 
 SOURCE = "<DataFrame>"  # what a run on a DataFrame names as its data, in messages and checkpoints
@@ -52,26 +52,20 @@ def labelled_frame(
         raise InputError("frame: no feature column; a table needs a label column and at least one feature")
     if not len(frame):
         raise InputError("frame: no rows")
-    labels = pd.to_numeric(frame.iloc[:, label], errors="coerce").to_numpy(np.float64, na_value=np.nan)
-    text = frame.iloc[:, label].notna().to_numpy() & np.isnan(labels)
-    labelled = ~np.isnan(labels)
-    if text.any() or not np.isin(labels[labelled], (0.0, 1.0)).all():
-        row = np.flatnonzero(text | (labelled & ~np.isin(labels, (0.0, 1.0))))[0]
-        raise InputError(
-            f"{_cell(frame, int(row), names[label])}: the label is "
-            f"{printable(str(frame.iloc[row, label]))[:16]!r}, expected 0 or 1"
-        )
+    cells, codes = frame.iloc[:, label], LabelCodes()
+    numeric = pd.api.types.is_numeric_dtype(cells) and not pd.api.types.is_bool_dtype(cells)
+    found = codes.numbers(cells.to_numpy(np.float64, na_value=np.nan)) if numeric else codes.codes(cells)
+    labelled = ~np.isnan(found)
     if not labelled.any():
-        raise InputError(f"frame: no row has a label; expected 0 or 1 in the column {names[label]!r}")
+        raise InputError(f"frame: no row has a label; expected a class in the column {names[label]!r}")
+    codes.check_classes(SOURCE, names[label])
+    classes, position = codes.ordered()
+    labels = position[found[labelled].astype(np.int64)]
     table = np.empty((int(labelled.sum()), len(features)))
     for position, column in enumerate(features):
         table[:, position] = _numbers(frame, column, names[column])[labelled]
     return LabelledRows(
-        table,
-        labels[labelled].astype(np.int64),
-        [names[c] for c in features],
-        names[label],
-        int((~labelled).sum()),
+        table, labels, [names[c] for c in features], names[label], int((~labelled).sum()), classes
     )
 
 

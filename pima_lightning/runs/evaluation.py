@@ -122,6 +122,11 @@ def evaluate(
             f"({', '.join(datamodule.feature_names or ['no header'])[:200]}); the model was trained on "
             f"{trained[0]} ({', '.join(trained[1] or ['no header'])[:200]})"
         )
+    if (classes := model.hparams.get("classes")) and datamodule.classes != classes:
+        raise InputError(
+            f"{datamodule.csv_path}: its labels are {', '.join(datamodule.classes)[:200]}; the model's "
+            f"classes are {', '.join(classes)[:200]}: score it on a file of the same classes"
+        )
     described, training_rows = _scored_rows(datamodule, split, rows, by_content, fitted_on)
     trainer = inference_trainer()
     metrics, figures = test_and_picture(

@@ -18,6 +18,9 @@ TITLES = {
 }
 
 
+LONGEST_CLASS_NAME = 16  # characters of a class name that fit under a confusion matrix's column
+
+
 def diagnostic_figures(
     labels: np.ndarray, probabilities: np.ndarray, title: str, class_names: Sequence[str] = ("0", "1")
 ) -> dict[str, Figure]:
@@ -42,6 +45,8 @@ def diagnostic_figures(
         display_labels=list(class_names),
         ax=figures["confusion_matrix"].add_subplot(),
         colorbar=False,
+        # names longer than Pima's ("no diabetes (0)") would run into each other side by side
+        xticks_rotation=20 if max(map(len, class_names)) > LONGEST_CLASS_NAME else "horizontal",
     )
     for name, figure in figures.items():
         # what is plotted, then which rows, each on its own line(s): one line of both did not fit 5 inches

@@ -141,6 +141,7 @@ MODEL = {
     "feature_names": Setting(partial(names, example="[age,bmi]"), fixed=True),
     "missing_indicators": Setting(column_indices, fixed=True),
     "missing_values": Setting(missing_marks, fixed=True),
+    "classes": Setting(partial(names, example="[no,yes]"), fixed=True),
     "hidden": Setting(widths, fixed=True),
     "dropout": Setting(partial(number, low=0, high=1, high_open=True, what="a probability"), fixed=True),
     "l1": Setting(partial(number, low=0, what="a penalty"), fixed=True),
@@ -159,7 +160,8 @@ OPTIMIZER = {"lr": Setting(POSITIVE), "eps": Setting(POSITIVE), "momentum": Sett
 SCHEDULER = {"gamma": Setting(POSITIVE), "factor": Setting(POSITIVE)}
 # the value a setting had in checkpoints written before it existed
 ADDED_LATER = {"replicas": 1, "l1": 0.0, "label_column": None, "ignore_columns": None, "folds": 0,
-               "scheduler": None, "missing_indicators": [], "missing_values": None}  # fmt: skip
+               "scheduler": None, "missing_indicators": [], "missing_values": None,
+               "classes": ["0", "1"]}  # before text labels, every label was 0 or 1  # fmt: skip
 
 
 def check_settings(declared: dict[str, Setting], values: Mapping, prefix: str = "") -> dict:

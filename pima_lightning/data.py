@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.csvfile import read_feature_rows, read_labelled_csv
 from pima_lightning.inputs.download import ensure_dataset
-from pima_lightning.inputs.files import MAX_CSV_BYTES, sha256_of
+from pima_lightning.inputs.files import MAX_CSV_BYTES, printable, sha256_of
 from pima_lightning.inputs.frames import SOURCE, frame_sha256, labelled_frame
 from pima_lightning.inputs.missing import mark_missing
 
@@ -34,10 +34,11 @@ DEFAULT_DATA_DIR = "~/.cache/pima_lightning"  # ... and if not
 
 class PimaDataModule(L.LightningDataModule):
     """Training rows, validation rows and the held-out test rows of a Pima CSV, or of any CSV of numeric
-    features and a 0/1 label (``path``; ``label_column`` names the label in its header, else the last
-    column is the label; ``ignore_columns`` names columns that are not features, such as an ID), or of
-    a pandas DataFrame (``frame``, checked as a CSV is).
-    ``n_features`` and ``feature_names`` (the header's, or None) come from the file.
+    features and a label of two or more classes (``path``; ``label_column`` names the label in its
+    header, else the last column is the label; ``ignore_columns`` names columns that are not features,
+    such as an ID), or of a pandas DataFrame (``frame``, checked as a CSV is). ``n_features``,
+    ``feature_names`` (the header's, or None) and ``classes`` (the label's values, text or numbers, in
+    order; label k is ``classes[k]``) come from the file.
 
     ``split`` picks the held-out rows: ``random`` is ``train_test_split(X, Y, test_size,
     random_state=split_seed)``'s test part, in sklearn's order; ``last`` is the last ``test_size``
@@ -145,12 +146,10 @@ class PimaDataModule(L.LightningDataModule):
                 f"{self.csv_path}: every row has label {self.classes[0]}; a classifier needs rows of both "
                 "classes"
             )
-        if len(self.classes) > 2:
-            column = f" {self.label_name!r}" if self.label_name else ""
+        if hp.class_names is not None and len(hp.class_names) != len(self.classes):
             raise InputError(
-                f"{self.csv_path}: the label column{column} holds {len(self.classes)} classes "
-                f"({', '.join(self.classes)[:200]}); this package trains two-class models so far: keep the "
-                "rows of two classes, or merge classes into two"
+                f"data.class_names={printable(str(hp.class_names))[:200]}: {len(hp.class_names)} names for "
+                f"the {len(self.classes)} classes of {self.csv_path} ({', '.join(self.classes)[:200]})"
             )
         if hp.split == "random":
             x_train, x_test, y_train, y_test = self._split(features, labels, hp.test_size, "held-out")
@@ -210,10 +209,11 @@ class PimaDataModule(L.LightningDataModule):
         return parts
 
     def _check_classes(self, labels: np.ndarray, parts: dict[str, np.ndarray]) -> None:
-        """Raise InputError unless every part of the split holds rows of both classes."""
+        """Raise InputError unless every part of the split holds rows of every class."""
         counts = np.bincount(labels, minlength=len(self.classes)).tolist()
+        every = "both classes" if len(self.classes) == 2 else "every class"
         advice = (  # data.split=last takes the file's last rows as they are: stratifying does not apply
-            "reorder the file's rows so its last ones hold both classes, or use data.split=random"
+            f"reorder the file's rows so its last ones hold {every}, or use data.split=random"
             if self.hparams.split == "last"
             else "add rows of each class, or set data.stratify=true"
         )

@@ -3,9 +3,10 @@
 The exported graph takes raw feature rows (float32, shape ``(rows, 8)``; NaN where a value is missing)
 and returns the probability of diabetes per row (shape ``(rows,)``): the checkpoint's filling of missing
 values and its input scaling are inside it, and for a checkpoint of ``model.replicas`` > 1 it is the
-ensemble's probability (the mean of the replicas').
+ensemble's probability (the mean of the replicas'); for a model of K > 2 classes, each class's, ``(rows, K)``.
 """
 
+import json
 import logging
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from torch import nn
 
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.checkpoint import load_checkpoint
-from pima_lightning.model import PimaClassifier
+from pima_lightning.model import PimaClassifier, class_probabilities
 from pima_lightning.runs.atomic import atomic_path, check_output
 from pima_lightning.runs.exits import error_exit, one_line_config_errors, one_line_errors
 
@@ -36,7 +37,10 @@ class Probability(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         logits = self.network(self.preprocess(self.fill_missing(features)))
-        return logits.sigmoid().mean(0) if self.ensemble else logits.squeeze(-1).sigmoid()
+        if self.ensemble:
+            return logits.sigmoid().mean(0)
+        # one logit a row: (rows, 1) -> (rows,); K logits stay (rows, K) (a squeeze there exports as an error)
+        return class_probabilities(logits[..., 0] if logits.shape[-1] == 1 else logits)
 
 
 def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
@@ -62,11 +66,35 @@ def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
                 external_data=False,
                 verbose=False,
             )
+            describe_onnx(partial, model)
         elif fmt == "torchscript":
             torch.jit.trace(scorer, example).save(partial)
         else:
             torch.export.save(torch.export.export(scorer, (example,), dynamic_shapes=(rows,)), partial)
     return path
+
+
+def describe_onnx(path: Path, model: PimaClassifier) -> None:
+    """Write into the ONNX file's metadata what a caller must know to feed it and read it: the input
+    columns in order (``inputs``, JSON; a file without a header's are ``column 1``, ...), that NaN is a
+    missing value, and the classes (``classes``, JSON) its probabilities are of."""
+    import onnx  # the export extra's; imported here so the other formats do not need it
+
+    hp = model.hparams
+    inputs = hp.feature_names or [f"column {number}" for number in range(1, hp.n_features + 1)]
+    classes = hp.get("classes") or ["0", "1"]
+    output = "P(the second class) per row" if len(classes) == 2 else "each class's probability per row"
+    described = onnx.load(path)
+    onnx.helper.set_model_props(
+        described,
+        {
+            "inputs": json.dumps(inputs),
+            "missing": "NaN",
+            "classes": json.dumps(classes),
+            "probability": output,
+        },
+    )
+    onnx.save(described, path)
 
 
 @one_line_config_errors("export")

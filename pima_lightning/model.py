@@ -23,6 +23,11 @@ from torchmetrics.functional.classification import (
     binary_f1_score,
     binary_precision,
     binary_recall,
+    multiclass_accuracy,
+    multiclass_auroc,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
 )
 from torchmetrics.utilities import dim_zero_cat
 
@@ -40,6 +45,17 @@ SCORES = {
     "f1": binary_f1_score,
     "precision": binary_precision,
     "recall": binary_recall,
+}
+# ... for more than two classes (softmax probabilities): accuracy, and the macro averages over the classes of
+# F1, precision, recall and the one-vs-rest AUROC
+MULTICLASS_SCORES = {
+    "acc": lambda probabilities, targets, **settings: multiclass_accuracy(
+        probabilities, targets, average="micro", **settings
+    ),
+    "auroc": multiclass_auroc,
+    "f1": multiclass_f1_score,
+    "precision": multiclass_precision,
+    "recall": multiclass_recall,
 }
 METRICS = ("loss", *SCORES)  # every figure a stage logs (train: loss and acc only), in the order reports show
 
@@ -120,6 +136,11 @@ class Standardize(nn.Module):
         return not self.mean.any() and bool((self.scale == 1).all())
 
 
+def outputs(classes: Sequence[str] | None) -> int:
+    """How many logits the network ends in: one for two classes (the notebook's sigmoid), K for K > 2."""
+    return len(classes) if classes is not None and len(classes) > 2 else 1
+
+
 def filling(n_features: int, hparams) -> FillMissing:
     """The ``FillMissing`` step of a model with these hyperparameters (its indicators and marks)."""
     marks = marked_columns(hparams.get("missing_values"), n_features, hparams.get("feature_names"))
@@ -164,19 +185,19 @@ def with_fill(state_dict, n_features: int | None) -> None:
             state_dict["fill_missing.fill"] = mean[..., :n_features].clone()
 
 
-def parameter_count(n_features: int, hidden: Sequence[int], copies: int = 1) -> int:
+def parameter_count(n_features: int, hidden: Sequence[int], copies: int = 1, outputs: int = 1) -> int:
     """How many weights and biases ``copies`` networks of these sizes have together."""
-    sizes = [n_features, *hidden, 1]
+    sizes = [n_features, *hidden, outputs]
     return copies * sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(sizes) - 1))
 
 
-def check_size(n_features: int, hidden: Sequence[int], copies: int = 1) -> None:
+def check_size(n_features: int, hidden: Sequence[int], copies: int = 1, outputs: int = 1) -> None:
     """Raise ValueError, before anything is allocated, for sizes that are not positive whole numbers or
     that add up to more than ``MAX_PARAMETERS``."""
     sizes = [n_features, *hidden, copies]
     if not all(isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in sizes):
         raise ValueError(f"n_features={n_features!r:.40}, hidden={hidden!r:.80}: expected whole numbers >= 1")
-    if (count := parameter_count(n_features, hidden, copies)) > MAX_PARAMETERS:
+    if (count := parameter_count(n_features, hidden, copies, outputs)) > MAX_PARAMETERS:
         raise ValueError(
             f"hidden={list(hidden)!r:.80} with {n_features} features ({copies} network(s)) has "
             f"{count:,} parameters; at most {MAX_PARAMETERS:,} are built"
@@ -185,22 +206,25 @@ def check_size(n_features: int, hidden: Sequence[int], copies: int = 1) -> None:
 
 class MLP(nn.Sequential):
     """[Linear -> ReLU -> Dropout] per hidden width, then Linear to one logit: Keras's
-    ``Dense(12, relu) -> Dropout -> Dense(6, relu) -> Dropout -> Dense(1)`` without the final sigmoid.
+    ``Dense(12, relu) -> Dropout -> Dense(6, relu) -> Dropout -> Dense(1)`` without the final sigmoid
+    (``outputs`` logits for more than two classes: ``Dense(K)`` without the softmax).
 
     Initialised as Keras initialises the notebook's layers: Glorot-uniform hidden kernels, the output
     kernel U(-0.05, 0.05) (Keras's 'uniform'), zero biases; each kernel is drawn in Keras's
     ``(inputs, units)`` layout, so a seed gives the numbers Keras's layout would hold.
     """
 
-    def __init__(self, n_features: int = 8, hidden: Sequence[int] = (12, 6), dropout: float = 0.2) -> None:
-        check_size(n_features, hidden)
+    def __init__(
+        self, n_features: int = 8, hidden: Sequence[int] = (12, 6), dropout: float = 0.2, outputs: int = 1
+    ) -> None:
+        check_size(n_features, hidden, outputs=outputs)
         layers: list[nn.Module] = []
         width = n_features
         for units in hidden:
             # skip_init: nn.Linear's own initialisation would draw from the seeded stream first
             layers += [nn.utils.skip_init(nn.Linear, width, units), nn.ReLU(), nn.Dropout(dropout)]
             width = units
-        layers.append(nn.utils.skip_init(nn.Linear, width, 1))
+        layers.append(nn.utils.skip_init(nn.Linear, width, outputs))
         super().__init__(*layers)
         output = self.linear_layers()[-1]
         with torch.no_grad():
@@ -264,17 +288,45 @@ class EpochScores(Metric):
         self.labels.append(labels)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        logits, labels = dim_zero_cat(self.logits), dim_zero_cat(self.labels)
-        # probabilities, not logits: torchmetrics would take logits that all lie in [0, 1] for probabilities
-        probabilities, targets = logits.sigmoid(), labels.long()
-        scores = {"loss": F.binary_cross_entropy_with_logits(logits, labels)}
+        return class_scores(dim_zero_cat(self.logits), dim_zero_cat(self.labels))
+
+
+def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of one logit a row ``(rows,)``; cross-entropy of K logits ``(rows, K)``."""
+    if logits.dim() == 1:
+        return F.binary_cross_entropy_with_logits(logits, labels)
+    return F.cross_entropy(logits, labels.long())
+
+
+def class_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """P(the second class) ``(rows,)`` from one logit a row; the softmax ``(rows, K)`` from K logits."""
+    return logits.sigmoid() if logits.dim() == 1 else logits.softmax(-1)
+
+
+def predicted_classes(logits: torch.Tensor) -> torch.Tensor:
+    """Each row's class: 1 where its logit is positive (probability > 0.5), or the largest of K logits."""
+    return (logits > 0).long() if logits.dim() == 1 else logits.argmax(-1)
+
+
+def class_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The loss and ``SCORES`` (``MULTICLASS_SCORES`` for K logits a row) of these rows, torchmetrics'."""
+    # probabilities, not logits: torchmetrics would take logits that all lie in [0, 1] for probabilities
+    probabilities, targets = class_probabilities(logits), labels.long()
+    scores = {"loss": class_loss(logits, labels)}
+    if logits.dim() == 1:
         return scores | {
             name: score(probabilities, targets, validate_args=False) for name, score in SCORES.items()
         }
+    k = logits.shape[-1]
+    return scores | {
+        name: score(probabilities, targets, num_classes=k, validate_args=False)
+        for name, score in MULTICLASS_SCORES.items()
+    }
 
 
 class PimaClassifier(L.LightningModule):
-    """``MLP`` on standardised features, trained with binary cross-entropy (plus an optional L1 penalty).
+    """``MLP`` on standardised features, trained with binary cross-entropy (plus an optional L1 penalty);
+    for a label of K > 2 ``classes`` (from the data, in order), K outputs trained with cross-entropy.
 
     ``optimizer`` and ``scheduler`` are plain data, Hydra's shape (``{"_target_": "torch.optim.Adam",
     "lr": 0.001}``), built in ``configure_optimizers``. The input width (``n_features``), the feature
@@ -322,7 +374,7 @@ class PimaClassifier(L.LightningModule):
         hp.n_features = n_features
         self.fill_missing = filling(n_features, hp)
         self.preprocess = Standardize(self.fill_missing.width)
-        self.network = MLP(self.fill_missing.width, hp.hidden, hp.dropout)
+        self.network = MLP(self.fill_missing.width, hp.hidden, hp.dropout, outputs(hp.get("classes")))
 
     def adapt(self, datamodule) -> None:
         """Take the input width, feature names and scaling statistics from ``datamodule``, whose
@@ -335,11 +387,18 @@ class PimaClassifier(L.LightningModule):
                 "width and scaling from a datamodule that has them after setup(), such as PimaDataModule"
             )
         inputs = missing_value_settings(datamodule)
+        classes = getattr(datamodule, "classes", None)
+        classes = [str(name) for name in classes] if classes is not None else self.hparams.classes
         if self.network is None:
             if datamodule.feature_names is not None:
                 self.hparams.feature_names = list(datamodule.feature_names)
-            self.hparams.update(inputs)
+            self.hparams.update(inputs, classes=classes)
             self.build(datamodule.n_features)
+        elif outputs(classes) != outputs(self.hparams.classes):
+            raise ValueError(
+                f"the model was built for {max(outputs(self.hparams.classes), 2)} classes, the data has "
+                f"{len(classes)}: build it without n_features, and it takes them from the data"
+            )
         elif datamodule.n_features != self.hparams.n_features:
             raise ValueError(
                 f"the model takes {self.hparams.n_features} features, the data has {datamodule.n_features}"
@@ -351,8 +410,7 @@ class PimaClassifier(L.LightningModule):
             )
         elif datamodule.feature_names is not None:
             self.hparams.feature_names = list(datamodule.feature_names)
-        if getattr(datamodule, "classes", None) is not None:
-            self.hparams.classes = [str(name) for name in datamodule.classes]
+        self.hparams.classes = classes
         fit_inputs(self, datamodule)
         self.scaling_fitted = True
 
@@ -383,8 +441,8 @@ class PimaClassifier(L.LightningModule):
         return self.hparams.l1 * sum(layer.weight.abs().sum() for layer in self.network.linear_layers())
 
     def objective(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """What a training step minimises: the binary cross-entropy, plus ``l1``'s penalty."""
-        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        """What a training step minimises: the (binary) cross-entropy, plus ``l1``'s penalty."""
+        loss = class_loss(logits, labels)
         return loss + self.l1_penalty() if self.hparams.l1 else loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -407,10 +465,10 @@ class PimaClassifier(L.LightningModule):
             return
         logits, labels = (torch.cat(parts) for parts in zip(*self.train_outputs, strict=True))
         self.train_outputs.clear()
-        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        loss = class_loss(logits, labels)
         if self.hparams.l1:
             loss = loss + self.l1_penalty().detach()
-        accuracy = ((logits > 0).float() == labels).float().mean()
+        accuracy = (predicted_classes(logits) == labels.long()).float().mean()
         self.log_dict({"train/loss": loss, "train/acc": accuracy}, sync_dist=True)
         self.log_learning_rate()
 
@@ -443,9 +501,9 @@ class PimaClassifier(L.LightningModule):
         self.log_dict(scores)
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
-        """P(class 1) per row."""
+        """P(the second class) per row, ``(rows,)``; for more than two classes each class's, ``(rows, K)``."""
         features = batch[0] if isinstance(batch, list | tuple) else batch
-        return self(features).sigmoid()
+        return class_probabilities(self(features))
 
     def configure_optimizers(self):
         return optimizers(self.parameters(), self.hparams.optimizer, self.hparams.scheduler)

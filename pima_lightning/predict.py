@@ -3,7 +3,8 @@
 Rows hold the 8 raw features, optionally followed by a label (ignored), header optional; an empty cell is
 a missing value. The checkpoint's own filling and scaling are applied. The output CSV has one line per
 input row, in order: ``probability`` (of the second class: diabetes, 1) and ``class`` (the second class's
-name when probability > 0.5, else the first's: 1 or 0 for Pima).
+name when probability > 0.5, else the first's: 1 or 0 for Pima). For K > 2 classes: ``class`` (the likeliest)
+and ``probability_<class>`` for each class.
 """
 
 import logging
@@ -35,7 +36,7 @@ def predict(ckpt_path: str, input_path: str, output_path: Path) -> np.ndarray:
     model, _ = load_checkpoint(ckpt_path)
     batches = inference_trainer().predict(model, datamodule=PimaDataModule(predict_path=str(input_path)))
     probabilities = torch.cat(batches).numpy()
-    if not (finite := np.isfinite(probabilities)).all():
+    if not (finite := np.isfinite(probabilities).reshape(len(probabilities), -1).all(axis=1)).all():
         rows = np.flatnonzero(~finite)
         shown = ", ".join(str(row + 1) for row in rows[:10]) + (", ..." if len(rows) > 10 else "")
         raise InputError(
@@ -44,10 +45,19 @@ def predict(ckpt_path: str, input_path: str, output_path: Path) -> np.ndarray:
             "check those rows and that the checkpoint is one training wrote"
         )
     classes = np.array(model.hparams.get("classes") or ["0", "1"])
-    table = pd.DataFrame({"probability": probabilities, "class": classes[(probabilities > 0.5).astype(int)]})
+    if probabilities.ndim == 1:  # two classes: P(the second one), and the class at threshold 0.5
+        table = pd.DataFrame(
+            {"probability": probabilities, "class": classes[(probabilities > 0.5).astype(int)]}
+        )
+        summary = f"{int((probabilities > 0.5).sum())} of class {classes[1]}"
+    else:  # K classes: the likeliest one, then each one's probability
+        predicted = classes[probabilities.argmax(1)]
+        table = pd.DataFrame(
+            {"class": predicted} | {f"probability_{c}": probabilities[:, k] for k, c in enumerate(classes)}
+        )
+        summary = ", ".join(f"{int((predicted == c).sum())} of class {c}" for c in classes)
     write_text(output_path, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
-    positive = int((probabilities > 0.5).sum())
-    log.info("Wrote %d predictions (%d of class %s) to %s", len(table), positive, classes[1], output_path)
+    log.info("Wrote %d predictions (%s) to %s", len(table), summary, output_path)
     return probabilities
 
 

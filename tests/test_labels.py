@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.datasets import load_breast_cancer
 
 from pima_lightning import PimaClassifier, PimaDataModule
 from pima_lightning.errors import InputError
@@ -54,16 +54,6 @@ def test_a_label_of_ids_or_too_many_classes_is_one_line(tmp_path):
         InputError, match=r"holds 30 distinct values .*at most 20 classes are accepted: is it an ID"
     ):
         read_labelled_csv(write(tmp_path, "ids.csv", "a,b,who\n" + ids + "\n"))
-
-
-def test_more_than_two_classes_are_refused_in_one_line_for_now(tmp_path):
-    """scikit-learn's wine table (3 classes): read, then refused by the data module in one line."""
-    frame = load_wine(as_frame=True).frame
-    datamodule = PimaDataModule(frame=frame, label_column="target")
-    with pytest.raises(
-        InputError, match=r"holds 3 classes \(0, 1, 2\); this package trains two-class models"
-    ):
-        datamodule.setup("fit")
 
 
 def test_frames_take_text_and_boolean_labels():

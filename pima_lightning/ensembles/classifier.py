@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pima_lightning.ensembles.metrics import SCORES, StageMetrics
+from pima_lightning.errors import InputError
 from pima_lightning.model import (
     MLP,
     NOTEBOOK_SGD,
@@ -203,6 +204,11 @@ class StackedClassifier(L.LightningModule):
     def adapt(self, datamodule) -> None:
         """Take the input width, feature names, missing values and scaling statistics (shared, or one row
         a copy) from ``datamodule``, whose ``setup`` has run."""
+        if len(getattr(datamodule, "classes", None) or ()) > 2:
+            raise InputError(
+                f"the label has {len(datamodule.classes)} classes; model.replicas, cv and tune train "
+                "two-class models so far: train one model of them (model.replicas=1), without cv or tune"
+            )
         if self.network is None:
             if getattr(datamodule, "feature_names", None) is not None:
                 self.hparams.feature_names = list(datamodule.feature_names)

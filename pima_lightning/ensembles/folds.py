@@ -11,6 +11,12 @@ def check_every_fold_holds_both_classes(labels: np.ndarray, folds: int, setting:
     """Refuse folds of which some would hold no row of a class: their AUROC (and the baselines'
     fits) would be undefined. Stratified folds hold a class in every fold when it has ``folds`` rows."""
     counts = np.bincount(labels.astype(int), minlength=2)
+    if len(counts) > 2:
+        command = setting.split(".")[0]
+        raise InputError(
+            f"the label has {len(counts)} classes; {command} trains two-class models so far (its members and "
+            "baselines): train one model with python -m pima_lightning.train"
+        )
     if (fewest := int(counts.min())) < folds:
         scarce = int(counts.argmin())
         advice = f"use {setting}={fewest} or fewer" if fewest >= 2 else "cross-validation needs 2 or more"

@@ -18,8 +18,9 @@ import torch
 
 from pima_lightning.ensembles.replicas import classifier
 from pima_lightning.errors import InputError
+from pima_lightning.inputs.csvfile import MAX_CLASSES
 from pima_lightning.inputs.files import MAX_CHECKPOINT_BYTES, check_regular, printable
-from pima_lightning.model import PimaClassifier, marked_columns, parameter_count, with_fill
+from pima_lightning.model import PimaClassifier, marked_columns, outputs, parameter_count, with_fill
 from pima_lightning.settings.checks import check_network_size
 from pima_lightning.settings.declared import ADDED_LATER, DATA, MODEL, check_settings
 
@@ -124,8 +125,11 @@ def network(checkpoint: dict) -> PimaClassifier:
     names, indicators = settings["feature_names"], settings["missing_indicators"]
     if names is not None and len(names) != n_features:
         raise InputError(f"feature_names: expected {n_features} names, found {len(names)}")
-    if settings["classes"] is not None and len(settings["classes"]) != 2:
-        raise InputError(f"classes: expected the names of 2 classes, found {len(settings['classes'])}")
+    classes = settings["classes"]
+    if classes is not None and not 2 <= len(classes) <= MAX_CLASSES:
+        raise InputError(f"classes: expected the names of 2 to {MAX_CLASSES} classes, found {len(classes)}")
+    if classes is not None and len(classes) > 2 and replicas > 1:
+        raise InputError(f"classes: {len(classes)} classes in a model of replicas, which take two")
     if indicators and indicators[-1] >= n_features:
         raise InputError(f"missing_indicators: column {indicators[-1]} of {n_features} features")
     try:
@@ -139,7 +143,7 @@ def network(checkpoint: dict) -> PimaClassifier:
     if not all(isinstance(value, torch.Tensor) and value.is_floating_point() for value in state.values()):
         raise InputError("state_dict: expected floating-point tensors only")
     # sizes must describe the weights the file holds, before a network of those sizes is allocated
-    implied = n_features + 2 * width + parameter_count(width, hidden, replicas)
+    implied = n_features + 2 * width + parameter_count(width, hidden, replicas, outputs(classes))
     held = sum(value.numel() for value in state.values())
     if implied != held:
         raise InputError(f"hyper_parameters describe {implied} numbers, the state_dict holds {held}")

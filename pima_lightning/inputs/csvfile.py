@@ -1,4 +1,4 @@
-"""Read and validate a binary-classification CSV: numeric feature columns and a 0/1 label, header optional.
+"""Read and validate a classification CSV: numeric feature columns and a label of classes, header optional.
 
 The Pima file has 8 features, then the label, and no header; any other CSV works the same way: the
 features are every column but the label (the last one, or the one ``data.label_column`` names in a

@@ -18,39 +18,50 @@ TITLES = {
 }
 
 
-LONGEST_CLASS_NAME = 16  # characters of a class name that fit under a confusion matrix's column
+CLASS_NAMES_CHARS = 32  # characters of class names that fit side by side under a confusion matrix
 
 
 def diagnostic_figures(
     labels: np.ndarray, probabilities: np.ndarray, title: str, class_names: Sequence[str] = ("0", "1")
 ) -> dict[str, Figure]:
     """One figure per entry of TITLES; predicted class = probability > 0.5, as the accuracy metric counts;
-    the confusion matrix names the classes ``class_names``."""
+    the confusion matrix names the classes ``class_names``. For K > 2 classes (``probabilities`` of shape
+    ``(rows, K)``): a one-vs-rest curve per class, and the likeliest class in a K x K confusion matrix."""
     # matplotlib's object API, not pyplot: no global figure state, no GUI backend needed
     figures = {name: Figure(figsize=(5, 4.5), layout="constrained") for name in TITLES}
-    RocCurveDisplay.from_predictions(
-        labels, probabilities, ax=figures["roc_curve"].add_subplot(), name="model", plot_chance_level=True
+    labels = np.asarray(labels).astype(int)
+    if probabilities.ndim == 1:
+        curves = [("model", labels, probabilities)]
+        predicted = (probabilities > 0.5).astype(int)
+    else:  # one class against the rest, each
+        curves = [(name, labels == k, probabilities[:, k]) for k, name in enumerate(class_names)]
+        predicted = probabilities.argmax(1)
+    roc, precision_recall = (
+        figures["roc_curve"].add_subplot(),
+        figures["precision_recall_curve"].add_subplot(),
     )
-    PrecisionRecallDisplay.from_predictions(
-        labels,
-        probabilities,
-        ax=figures["precision_recall_curve"].add_subplot(),
-        name="model",
-        plot_chance_level=True,
-    )
+    for number, (name, truth, scores) in enumerate(curves):
+        last = number == len(curves) - 1  # ROC's chance line once, after the curves
+        RocCurveDisplay.from_predictions(truth, scores, ax=roc, name=name, plot_chance_level=last)
+        PrecisionRecallDisplay.from_predictions(  # its chance level is a class's share: one class only
+            truth, scores, ax=precision_recall, name=name, plot_chance_level=len(curves) == 1
+        )
     ConfusionMatrixDisplay.from_predictions(
         labels,
-        (probabilities > 0.5).astype(int),
-        labels=[0, 1],
+        predicted,
+        labels=list(range(len(class_names))),
         display_labels=list(class_names),
         ax=figures["confusion_matrix"].add_subplot(),
         colorbar=False,
-        # names longer than Pima's ("no diabetes (0)") would run into each other side by side
-        xticks_rotation=20 if max(map(len, class_names)) > LONGEST_CLASS_NAME else "horizontal",
+        # names longer than Pima's ("no diabetes (0)", "diabetes (1)") would run into each other
+        xticks_rotation=20 if sum(map(len, class_names)) > CLASS_NAMES_CHARS else "horizontal",
+    )
+    titles = TITLES | (
+        {} if probabilities.ndim == 1 else {"confusion_matrix": "confusion matrix (likeliest class)"}
     )
     for name, figure in figures.items():
         # what is plotted, then which rows, each on its own line(s): one line of both did not fit 5 inches
-        figure.suptitle("\n".join([TITLES[name], *textwrap.wrap(title, TITLE_CHARS)]))
+        figure.suptitle("\n".join([titles[name], *textwrap.wrap(title, TITLE_CHARS)]))
     return figures
 
 

@@ -115,7 +115,7 @@ DATA = {
     "label_column": Setting(column_name, fixed=True),
     "ignore_columns": Setting(partial(names, example="[patient_id]"), fixed=True),
     "missing_values": Setting(missing_marks, fixed=True),
-    "class_names": Setting(partial(names, count=2, example="[benign,malignant]")),
+    "class_names": Setting(partial(names, example="[benign,malignant]")),  # one a class: checked in setup
     "data_dir": Setting(partial(optional_text, what="the text of a path")),
     "url": Setting(partial(optional_text, what="a URL")),
     "sha256": Setting(partial(optional_text, what="a checksum"), fixed=True),

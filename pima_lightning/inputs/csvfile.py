@@ -139,7 +139,9 @@ def read_labelled_csv(
     width = table.shape[1]
     features = table[:, :label] if label == width - 1 else np.delete(table, label, axis=1)
     feature_names = None if header is None else [name for i, name in enumerate(names) if i != label]
-    labels = position[table[:, label].astype(np.int64)]
+    labels = table[:, label].astype(np.int64)
+    if (position != np.arange(len(position))).any():  # codes not yet in class order (text labels)
+        labels = position[labels]
     return LabelledRows(features, labels, feature_names, label_name, int(unlabelled.sum()), classes)
 
 
@@ -240,12 +242,15 @@ class LabelCodes:
         return lookup[found]  # -1, a missing label, is the last entry: NaN
 
     def numbers(self, values: np.ndarray) -> np.ndarray:
-        """The codes of labels read as numbers (NaN where missing)."""
-        present = ~np.isnan(values)
-        distinct, found = np.unique(values[present], return_inverse=True)
+        """The codes of labels read as numbers (NaN where missing): ``values`` itself where the codes are
+        the values (0/1 labels), so that a large table's label column is not copied."""
+        distinct = pd.unique(values)  # a hash table's pass: no sorted copy of the column
+        distinct = np.sort(distinct[~np.isnan(distinct)])
         lookup = np.array([self.keys.setdefault(float(value), len(self.keys)) for value in distinct], float)
-        codes = np.full(len(values), math.nan)
-        codes[present] = lookup[found] if len(distinct) else []
+        if np.array_equal(lookup, distinct):
+            return values
+        codes = lookup[np.searchsorted(distinct, values).clip(max=max(len(distinct) - 1, 0))]
+        codes[np.isnan(values)] = math.nan
         return codes
 
     def ordered(self) -> tuple[list[str], np.ndarray]:
@@ -309,12 +314,13 @@ def _parsed_by_pandas(
     The ``label`` column (an index, or None for a table without labels) holds ``labels``' code of each
     row's label: its numbers are read as numbers first, and only if a label is text is the file read
     again with that column as text."""
-    table = _parsed_chunks(path, header, ignored)
-    if table is None and labels is not None and label is not None:
-        width = len(header) if header else len(next(_data_lines(path), (0, [""]))[1])
-        table = _parsed_chunks(path, header, ignored, labels, label % width)
-    elif table is not None and labels is not None and label is not None:
-        table[:, label] = labels.numbers(table[:, label])
+    labelled = labels is not None and label is not None
+    if labelled:  # the label's position, counted from the start: -1 is the first row's last column
+        label %= len(header) if header else len(next(_data_lines(path), (0, [""]))[1])
+    table = _parsed_chunks(path, header, ignored, labels if labelled else None, label)
+    if table is None and labelled:
+        labels.keys.clear()
+        table = _parsed_chunks(path, header, ignored, labels, label, text_labels=True)
     if table is None:
         return None
     # pandas pads a row short of cells with NaN, as if its last cells were empty: with NaN in the table,
@@ -326,11 +332,12 @@ def _parsed_by_pandas(
 
 def _parsed_chunks(
     path: Path, header: list[str] | None, ignored: Sequence[int] = (), labels: "LabelCodes | None" = None,
-    label: int | None = None,
+    label: int | None = None, text_labels: bool = False,
 ) -> np.ndarray | None:  # fmt: skip
     """``_parsed_by_pandas``' one pass: every column as numbers, but the ``ignored`` ones (0) and, with
-    ``labels``, the ``label`` column (as text, each cell replaced by its code)."""
-    text = [*ignored, *([label] if labels is not None else [])]
+    ``labels``, the ``label`` column, each cell replaced by its code a chunk at a time (so that a large
+    table's label column is never copied whole); ``text_labels``: that column is read as text."""
+    text = [*ignored, *([label] if text_labels else [])]
     try:
         with path.open("rb") as raw:
             chunks = pd.read_csv(
@@ -346,15 +353,16 @@ def _parsed_chunks(
             )
             table, rows = None, 0
             for chunk in chunks:
-                if labels is not None:
+                if text_labels:
                     chunk[label] = labels.codes(chunk[label])
                 if ignored:
                     chunk[list(ignored)] = 0.0
                 values = chunk.to_numpy(np.float64)
+                if labels is not None and not text_labels:
+                    values[:, label] = labels.numbers(values[:, label])
                 if table is None:  # allocated once: growing it would copy it
-                    shortest = (
-                        values.shape[1] - 1
-                    )  # a row's bytes: its commas, around cells that may be empty
+                    # a row's bytes: at least its commas, around cells that may be empty
+                    shortest = values.shape[1] - 1
                     table = np.empty((_row_bound(path, shortest), values.shape[1]))
                 table[rows : rows + len(values)] = values
                 rows += len(values)
@@ -459,6 +467,7 @@ def _parsed_line_by_line(
     """Parse every data line in Python, raising InputError at the first bad one (naming its column as
     the header ``names`` it): a labelled table keeps every column, a table of features only the columns
     read, in their order."""
+    labels = labels if labels is not None else LabelCodes()  # the label column holds each label's code
     values, width, read = array("d"), None, []  # 8 bytes a value, as numpy's table: no Python floats
     for line, cells in _data_lines(path):
         if width is None:

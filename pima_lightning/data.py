@@ -102,7 +102,6 @@ class PimaDataModule(L.LightningDataModule):
         self.predict_set: TensorDataset | None = None
         self.n_features, self.feature_names, self.label_name = 0, None, None  # from the CSV, in setup()
         self.classes: list[str] = ["0", "1"]  # the label's distinct values in order, from the CSV in setup()
-        self.missing_values = missing_values  # what the model is told means missing, besides NaN
         self.missing_indicators: list[int] = []  # the feature columns with missing values, in setup()
         self.data_sha256: str | None = None  # the file's SHA-256 and the fingerprints of the rows fitted on
         self.trained_rows: np.ndarray | None = None  # (training and validation rows), saved in checkpoints
@@ -140,7 +139,7 @@ class PimaDataModule(L.LightningDataModule):
             )
         self.n_features = features.shape[1]
         features = mark_missing(features, self.missing_values, self.feature_names)
-        self.missing_indicators = np.flatnonzero(np.isnan(features).any(axis=0)).tolist()
+        self.missing_indicators = missing_columns(features)
         if len(self.classes) == 1:  # no split or stratification can help
             raise InputError(
                 f"{self.csv_path}: every row has label {self.classes[0]}; a classifier needs rows of both "
@@ -180,6 +179,11 @@ class PimaDataModule(L.LightningDataModule):
         self.test_set = _tensor_dataset(x_test, y_test)
         fitted_on = [self.train_set] + ([self.val_set] if hp.val_size > 0 else [])
         self.trained_rows = np.unique(np.concatenate([row_fingerprints(*part.tensors) for part in fitted_on]))
+
+    @property
+    def missing_values(self) -> dict | None:
+        """What the model is told means missing, besides NaN: the ``missing_values`` setting."""
+        return self.hparams.missing_values
 
     @property
     def input_width(self) -> int:
@@ -292,6 +296,13 @@ class PimaDataModule(L.LightningDataModule):
             persistent_workers=workers > 0,
             **settings,
         )
+
+
+def missing_columns(features: np.ndarray) -> list[int]:
+    """The feature columns that get a was-missing input: those with a missing value (NaN) in any row of
+    the table, so that every part fitted on it (a split's training rows, each cv member's) has the same
+    inputs."""
+    return np.flatnonzero(np.isnan(features).any(axis=0)).tolist()
 
 
 def fitted_inputs(

@@ -110,7 +110,7 @@ def marked_columns(
             index = column - 1
         else:
             named = (
-                "a feature column's header name"
+                f"a feature's name from the header ({', '.join(feature_names)[:200]})"
                 if feature_names is not None
                 else f"a feature column's number, 1 to {n_features} (the file has no header)"
             )
@@ -147,15 +147,28 @@ def filling(n_features: int, hparams) -> FillMissing:
     return FillMissing(n_features, hparams.get("missing_indicators") or [], marks)
 
 
-def missing_value_settings(datamodule) -> dict:
-    """What a fitted datamodule says of its missing values, as the model's hyperparameters: the columns
-    that get an indicator and the values that mean missing (none, for a datamodule that does not say)."""
-    indicators = [int(column) for column in getattr(datamodule, "missing_indicators", None) or []]
-    declared = getattr(datamodule, "missing_values", None) or {}
+def plain_data_settings(
+    missing_indicators: Sequence[int] | None = None,
+    missing_values: dict | None = None,
+    classes: Sequence[str] | None = None,
+) -> dict:
+    """The hyperparameters a model takes from its data, as plain data (lists, floats, text, None), as
+    checkpoints hold them: the columns that get a was-missing input, the values that mean missing, and
+    the classes."""
     return {
-        "missing_indicators": indicators,
-        "missing_values": {key: [float(v) for v in values] for key, values in declared.items()} or None,
+        "missing_indicators": [int(column) for column in missing_indicators or []],
+        "missing_values": {key: [float(v) for v in values] for key, values in (missing_values or {}).items()}
+        or None,
+        "classes": [str(name) for name in classes] if classes is not None else None,
     }
+
+
+def data_settings_of(datamodule) -> dict:
+    """What a fitted datamodule says of its missing values and classes, as the model's hyperparameters
+    (none and None, for a datamodule that does not say)."""
+    return plain_data_settings(
+        *(getattr(datamodule, key, None) for key in ("missing_indicators", "missing_values", "classes"))
+    )
 
 
 def fit_inputs(model, datamodule) -> None:
@@ -351,11 +364,10 @@ class PimaClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         optimizer = dict(optimizer or NOTEBOOK_SGD)
-        classes = [str(name) for name in classes] if classes is not None else None
         hidden = list(hidden)
         feature_names = list(feature_names) if feature_names is not None else None
-        missing_indicators = list(missing_indicators or [])
-        missing_values = {key: list(values) for key, values in (missing_values or {}).items()} or None
+        plain = plain_data_settings(missing_indicators, missing_values, classes)
+        missing_indicators, missing_values, classes = plain.values()
         self.save_hyperparameters(logger=False)
         self.fill_missing: FillMissing | None = None  # built with the network, once the width is known
         self.preprocess: Standardize | None = None
@@ -386,9 +398,8 @@ class PimaClassifier(L.LightningModule):
                 f"{type(datamodule).__name__} has no {', '.join(missing)}: PimaClassifier takes its input "
                 "width and scaling from a datamodule that has them after setup(), such as PimaDataModule"
             )
-        inputs = missing_value_settings(datamodule)
-        classes = getattr(datamodule, "classes", None)
-        classes = [str(name) for name in classes] if classes is not None else self.hparams.classes
+        inputs = data_settings_of(datamodule)
+        classes = inputs.pop("classes") or self.hparams.classes
         if self.network is None:
             if datamodule.feature_names is not None:
                 self.hparams.feature_names = list(datamodule.feature_names)

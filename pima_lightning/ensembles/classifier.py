@@ -37,10 +37,11 @@ from pima_lightning.model import (
     PimaClassifier,
     Standardize,
     check_size,
+    data_settings_of,
     filling,
     fit_inputs,
-    missing_value_settings,
     optimizers,
+    plain_data_settings,
     with_fill,
 )
 
@@ -165,11 +166,9 @@ class StackedClassifier(L.LightningModule):
         network["hidden"] = list(network["hidden"])
         if network["feature_names"] is not None:
             network["feature_names"] = list(network["feature_names"])
-        network["missing_indicators"] = list(network["missing_indicators"] or [])
-        if network["classes"] is not None:
-            network["classes"] = [str(name) for name in network["classes"]]
-        declared = network["missing_values"] or {}
-        network["missing_values"] = {key: list(values) for key, values in declared.items()} or None
+        network |= plain_data_settings(
+            network["missing_indicators"], network["missing_values"], network["classes"]
+        )
         seeds = list(seeds) if seeds is not None else None
         replicas = len(seeds) if seeds is not None else replicas
         folds = list(folds) if folds is not None else None
@@ -204,20 +203,21 @@ class StackedClassifier(L.LightningModule):
     def adapt(self, datamodule) -> None:
         """Take the input width, feature names, missing values and scaling statistics (shared, or one row
         a copy) from ``datamodule``, whose ``setup`` has run."""
-        if len(getattr(datamodule, "classes", None) or ()) > 2:
+        inputs = data_settings_of(datamodule)
+        classes = inputs.pop("classes") or self.hparams.classes
+        if len(classes or ()) > 2:
             raise InputError(
-                f"the label has {len(datamodule.classes)} classes; model.replicas, cv and tune train "
+                f"the label has {len(classes)} classes; model.replicas, cv and tune train "
                 "two-class models so far: train one model of them (model.replicas=1), without cv or tune"
             )
         if self.network is None:
             if getattr(datamodule, "feature_names", None) is not None:
                 self.hparams.feature_names = list(datamodule.feature_names)
-            self.hparams.update(missing_value_settings(datamodule))
+            self.hparams.update(inputs)
             self.build(datamodule.n_features)
         elif getattr(datamodule, "feature_names", None) is not None:
             self.hparams.feature_names = list(datamodule.feature_names)
-        if getattr(datamodule, "classes", None) is not None:
-            self.hparams.classes = [str(name) for name in datamodule.classes]
+        self.hparams.classes = classes
         fit_inputs(self, datamodule)
         self.scaling_fitted = True
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from pima_lightning.data import fitted_inputs
+from pima_lightning.data import fitted_inputs, missing_columns
 from pima_lightning.model import SCORES
 
 # seeds a fold (cv.seeds, tune.seeds): each is a network of its own in one run, so 10^6 of them ended in
@@ -103,7 +103,7 @@ class MembersDataModule(L.LightningDataModule):
         self.features = torch.cat([rows, torch.zeros(1, rows.shape[1])])  # the padding row last
         self.labels = torch.cat([torch.as_tensor(np.asarray(labels), dtype=torch.float32), torch.zeros(1)])
         self.n_features = rows.shape[1]
-        self.missing_indicators = np.flatnonzero(np.isnan(table).any(axis=0)).tolist()
+        self.missing_indicators = missing_columns(table)
         self.input_width = self.n_features + len(self.missing_indicators)
         self.train_rows = [torch.as_tensor(member.train_rows) for member in self.members]
         self.held_out_rows = [torch.as_tensor(member.held_out_rows) for member in self.members]

@@ -25,19 +25,20 @@ from hydra.utils import instantiate
 from joblib import Parallel, delayed
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
+from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score, make_scorer, precision_score
+from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
 from sklearn.model_selection import cross_validate
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from pima_lightning.data import cross_validation_folds
 from pima_lightning.ensembles.fitting import check_members_config, fit_members
-from pima_lightning.ensembles.folds import check_every_fold_holds_both_classes, fold_overrides, fold_rows
-from pima_lightning.ensembles.members import MAX_SEEDS, binary_scores, members_of
+from pima_lightning.ensembles.folds import check_every_fold_holds_every_class, fold_overrides, fold_rows
+from pima_lightning.ensembles.members import MAX_SEEDS, members_of, scores_of
 from pima_lightning.errors import InputError
 from pima_lightning.runs.atomic import write_json, write_text
 from pima_lightning.runs.exits import one_line_config_errors, one_line_errors, written_so_far
@@ -68,6 +69,15 @@ SCORES = {  # metric name here -> scikit-learn scorer
     "precision": make_scorer(precision_score, zero_division=0),
     "recall": "recall",
 }
+# ... for more than two classes, as the network's (model.MULTICLASS_SCORES): macro averages over the classes,
+# AUROC one-vs-rest
+MULTICLASS_SCORERS = {
+    "acc": "accuracy",
+    "auroc": "roc_auc_ovr",
+    "f1": make_scorer(f1_score, average="macro", zero_division=0),
+    "precision": make_scorer(precision_score, average="macro", zero_division=0),
+    "recall": make_scorer(recall_score, average="macro", zero_division=0),
+}
 
 
 def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dict:
@@ -92,8 +102,8 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
     first = fold_cfg(0, 0)
     with warnings.catch_warnings():  # scikit-learn's notice of a class rarer than the folds: said below
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        features, labels, _ = fold_rows(first)
-        check_every_fold_holds_both_classes(labels, folds)
+        features, labels, _, categories, classes = fold_rows(first)
+        check_every_fold_holds_every_class(labels, folds)
         # each repeat's folds, as the data module of each of its runs makes them (fold seed = repeat)
         source = instantiate(first.data).csv_path
         splits = [cross_validation_folds(labels, folds, repeat, source) for repeat in range(repeats)]
@@ -103,7 +113,7 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
     if cv.engine == "members":
         seeds = whole("cv.seeds", cv.seeds, 1, MAX_SEEDS)
         check_members_config(cfg, "cv")
-        rows, members = members_rows(cfg, features, labels, splits, seeds, output_dir)
+        rows, members = members_rows(cfg, features, labels, splits, seeds, output_dir, categories, classes)
         write_text(output_dir / "members.csv", csv_text(members))
     else:
         if cv.seeds != 1:
@@ -116,11 +126,11 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
         for repeat in range(repeats):
             for name, model in BASELINES.items():
                 scores = cross_validate(
-                    baseline(model()),
+                    baseline(model(), categories),
                     features,
                     labels,
                     cv=splits[repeat],
-                    scoring=SCORES,
+                    scoring=SCORES if len(np.unique(labels)) == 2 else MULTICLASS_SCORERS,
                 )
                 for fold in range(folds):
                     row = rows[repeat * folds + fold]
@@ -133,13 +143,18 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
     return summary
 
 
-def baseline(model) -> Pipeline:
+def baseline(model, categories: dict | None = None) -> Pipeline:
     """``model`` after the network's input steps, fitted on each fold's training rows: missing values
     filled with the medians, a "was missing" column for each column with missing training rows (where
     the network has one for a column with any missing row: the same on all but the rarest columns),
-    then z-scored."""
+    the ``categories``' columns one-hot (a missing cell a category of its own, a category the training
+    rows lack none), then z-scored."""
     imputer = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
-    return make_pipeline(imputer, StandardScaler(), model)
+    if not categories:
+        return make_pipeline(imputer, StandardScaler(), model)
+    one_hot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    encoder = ColumnTransformer([("categories", one_hot, sorted(categories))], remainder=imputer)
+    return make_pipeline(encoder, StandardScaler(), model)
 
 
 def runs_rows(cv: DictConfig, fold_cfgs: dict) -> list[dict]:
@@ -164,13 +179,14 @@ def runs_rows(cv: DictConfig, fold_cfgs: dict) -> list[dict]:
 
 
 def members_rows(
-    cfg: DictConfig, features: np.ndarray, labels: np.ndarray, splits: list, seeds: int, output_dir: Path
-) -> tuple[list[dict], list[dict]]:
+    cfg: DictConfig, features: np.ndarray, labels: np.ndarray, splits: list, seeds: int, output_dir: Path,
+    categories: dict | None = None, classes: list[str] | None = None,
+) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """``cv.engine=members``: every (fold, seed) a member of one run (``members.py``). Per fold: the mean
     of its seeds' scores, with more than one seed their spread and the scores of their ensemble (the
     mean of their probabilities of the fold's rows); and a row per member."""
     members = members_of(splits, [cfg.seed + offset for offset in range(seeds)])
-    model = fit_members(cfg, features, labels, members, output_dir)
+    model = fit_members(cfg, features, labels, members, output_dir, categories=categories, classes=classes)
     member_scores = model.member_scores
     member_rows = [
         {"repeat": member.repeat, "fold": member.fold, "seed": member.seed, **scores}
@@ -189,7 +205,7 @@ def members_rows(
                 }
                 ensemble = np.mean([model.member_probabilities[m] for m in mine], axis=0)
                 row |= {
-                    f"{ENSEMBLE} {k}": value for k, value in binary_scores(ensemble, labels[held_out]).items()
+                    f"{ENSEMBLE} {k}": value for k, value in scores_of(ensemble, labels[held_out]).items()
                 }
             log.info(
                 "repeat %d, fold %d: accuracy %.4f, AUROC %.4f",

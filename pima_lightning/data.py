@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import StratifiedKFold, train_test_split
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from torch.utils.data import DataLoader, TensorDataset
 
 from pima_lightning.errors import InputError
@@ -33,12 +33,14 @@ DEFAULT_DATA_DIR = "~/.cache/pima_lightning"  # ... and if not
 
 
 class PimaDataModule(L.LightningDataModule):
-    """Training rows, validation rows and the held-out test rows of a Pima CSV, or of any CSV of numeric
-    features and a label of two or more classes (``path``; ``label_column`` names the label in its
+    """Training rows, validation rows and the held-out test rows of a Pima CSV, or of any CSV of feature
+    columns and a label of two or more classes (``path``; ``label_column`` names the label in its
     header, else the last column is the label; ``ignore_columns`` names columns that are not features,
-    such as an ID), or of a pandas DataFrame (``frame``, checked as a CSV is). ``n_features``,
-    ``feature_names`` (the header's, or None) and ``classes`` (the label's values, text or numbers, in
-    order; label k is ``classes[k]``) come from the file.
+    such as an ID), or of a pandas DataFrame (``frame``, checked as a CSV is). A text feature column, or
+    one ``categorical_columns`` names, is categorical: its cells are its categories' indices. ``n_features``,
+    ``feature_names`` (the header's, or None), ``classes`` (the label's values, text or numbers, in
+    order; label k is ``classes[k]``) and ``categories`` (each categorical feature's, by its index) come
+    from the file.
 
     ``split`` picks the held-out rows: ``random`` is ``train_test_split(X, Y, test_size,
     random_state=split_seed)``'s test part, in sklearn's order; ``last`` is the last ``test_size``
@@ -75,6 +77,7 @@ class PimaDataModule(L.LightningDataModule):
         label_column: str | None = None,
         ignore_columns: Sequence[str] | None = None,
         missing_values: dict | None = None,
+        categorical_columns: Sequence[str | int] | None = None,
         folds: int = 0,
         fold: int = 0,
         fold_seed: int = 0,
@@ -89,6 +92,7 @@ class PimaDataModule(L.LightningDataModule):
         # plain data in checkpoints: an omegaconf list there is refused by torch's weights-only loader
         class_names = [str(name) for name in class_names] if class_names is not None else None
         ignore_columns = [str(name) for name in ignore_columns] if ignore_columns else None
+        categorical_columns = list(categorical_columns) if categorical_columns else None
         missing_values = (
             {key: list(values) for key, values in missing_values.items()} if missing_values else None
         )
@@ -103,6 +107,9 @@ class PimaDataModule(L.LightningDataModule):
         self.n_features, self.feature_names, self.label_name = 0, None, None  # from the CSV, in setup()
         self.classes: list[str] = ["0", "1"]  # the label's distinct values in order, from the CSV in setup()
         self.missing_indicators: list[int] = []  # the feature columns with missing values, in setup()
+        # each categorical feature's categories, by its index: found in setup(), or fixed before it (a
+        # trained model's, which a file it scores is coded with: ``evaluate``, a loaded model's trainer)
+        self.categories: dict[int, list[str]] | None = None
         self.data_sha256: str | None = None  # the file's SHA-256 and the fingerprints of the rows fitted on
         self.trained_rows: np.ndarray | None = None  # (training and validation rows), saved in checkpoints
 
@@ -121,7 +128,12 @@ class PimaDataModule(L.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
-        columns = {"label_column": hp.label_column, "ignore_columns": hp.ignore_columns or ()}
+        columns = {
+            "label_column": hp.label_column,
+            "ignore_columns": hp.ignore_columns or (),
+            "categorical_columns": hp.categorical_columns or (),
+            "categories": self._fixed_categories(),
+        }
         if self.frame is not None:
             table = labelled_frame(self.frame, **columns)
             self.data_sha256 = frame_sha256(table)
@@ -138,7 +150,8 @@ class PimaDataModule(L.LightningDataModule):
                 table.unlabelled,
             )
         self.n_features = features.shape[1]
-        features = mark_missing(features, self.missing_values, self.feature_names)
+        self.categories = table.categories
+        features = mark_missing(features, self.missing_values, self.feature_names, self.categories)
         self.missing_indicators = missing_columns(features)
         if len(self.classes) == 1:  # no split or stratification can help
             raise InputError(
@@ -172,8 +185,8 @@ class PimaDataModule(L.LightningDataModule):
             x_train, x_val, y_train, y_val = self._split(x_train, y_train, hp.val_size, "validation")
         else:
             x_val, y_val = x_test, y_test
-        fitted = fitted_inputs(x_train, self.missing_indicators, hp.standardize)
-        self.feature_fill, self.feature_mean, self.feature_scale = fitted
+        fitted = fitted_inputs(x_train, self.missing_indicators, hp.standardize, self.categories)
+        self.feature_fill, self.feature_mean, self.feature_scale, self.category_known = fitted
         self.train_set = _tensor_dataset(x_train, y_train)
         self.val_set = _tensor_dataset(x_val, y_val)
         self.test_set = _tensor_dataset(x_test, y_test)
@@ -187,9 +200,22 @@ class PimaDataModule(L.LightningDataModule):
 
     @property
     def input_width(self) -> int:
-        """How many inputs the model's network takes: the features, then a "was missing" indicator for
-        each feature column with missing values."""
-        return self.n_features + len(self.missing_indicators)
+        """How many inputs the model's network takes: the features, a "was missing" indicator for each
+        feature column with missing values, and for each categorical feature one input a category, plus
+        one for any other value, in place of its own."""
+        return input_width(self.n_features, self.missing_indicators, self.categories)
+
+    def _fixed_categories(self) -> dict[int, list[str]] | None:
+        """The categories the file must be coded with, if any: those set before ``setup`` (``evaluate``
+        sets a checkpoint's), else those of the trainer's model, if it was built already (loaded, or
+        adapted): a file it scores must give each category the code it was trained with."""
+        if self.categories is not None:
+            return self.categories
+        trainer = self.trainer
+        model = trainer.lightning_module if trainer is not None else None
+        if model is not None and getattr(model, "network", None) is not None:
+            return model.hparams.get("categories") or {}
+        return None
 
     def _setup_predict(self) -> None:
         """The feature rows of ``predict_path``, in the columns of the model being run."""
@@ -197,7 +223,9 @@ class PimaDataModule(L.LightningDataModule):
         if model is None:
             raise ValueError("predict_path is read for a model: call trainer.predict(model, datamodule=...)")
         n_features, names = model.hparams.n_features, model.hparams.feature_names
-        rows = read_feature_rows(self.hparams.predict_path, n_features, option="input", feature_names=names)
+        rows = read_feature_rows(
+            self.hparams.predict_path, n_features, "input", names, model.hparams.get("categories")
+        )
         self.predict_set = TensorDataset(torch.as_tensor(rows, dtype=torch.float32))
 
     def _split(self, features, labels, size: float, part: str):
@@ -305,21 +333,56 @@ def missing_columns(features: np.ndarray) -> list[int]:
     return np.flatnonzero(np.isnan(features).any(axis=0)).tolist()
 
 
+def input_width(n_features: int, indicators: Sequence[int], categories: dict | None) -> int:
+    """How many inputs a network reads: the features (a categorical one as one input a category, plus
+    one for any other value), then a "was missing" input for each of ``indicators``."""
+    return n_features + len(indicators) + sum(len(names) for names in (categories or {}).values())
+
+
 def fitted_inputs(
-    rows: np.ndarray, indicators: Sequence[int], standardize: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What the model's input steps need, fitted on training ``rows`` (``(n, k)``, NaN where missing):
-    each column's median (scikit-learn's ``SimpleImputer``; 0 for a column with no value), and the means
-    and scales (``StandardScaler``; 0 and 1 without ``standardize``) of the rows so filled, with a 0/1
-    "was missing" column appended for each of ``indicators``."""
+    rows: np.ndarray, indicators: Sequence[int], standardize: bool = True, categories: dict | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """What the model's input steps need, fitted on training ``rows`` (``(n, k)``, NaN where missing; a
+    categorical column's cells the codes of its ``categories``): each column's median (scikit-learn's
+    ``SimpleImputer``; 0 for a column with no value), the means and scales (``StandardScaler``; 0 and 1
+    without ``standardize``) of the model's inputs on these rows: filled, a 0/1 "was missing" column for
+    each of ``indicators``, categories one-hot; and which categories the rows hold (``OneHotEncoder``;
+    None without categories)."""
     imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(rows)
-    width = rows.shape[1] + len(indicators)
+    sizes = {int(column): len(names) for column, names in (categories or {}).items()}
+    known = known_categories(rows, sizes)
+    width = input_width(rows.shape[1], indicators, categories)
     if not standardize:
-        return imputer.statistics_, np.zeros(width), np.ones(width)
+        return imputer.statistics_, np.zeros(width), np.ones(width), known
     filled = imputer.transform(rows) if np.isnan(rows).any() else rows
     inputs = np.column_stack([filled, np.isnan(rows[:, list(indicators)])]) if len(indicators) else filled
+    if sizes:  # as the model's OneHotCategories gives them: the other inputs, each category, any other value
+        columns = sorted(sizes)
+        masks = np.split(known, np.cumsum([sizes[column] for column in columns])[:-1])
+        hot = [
+            (rows[:, [column]] == np.arange(sizes[column])) * mask
+            for column, mask in zip(columns, masks, strict=True)
+        ]
+        other = [~np.isnan(rows[:, column]) & ~part.any(1) for column, part in zip(columns, hot, strict=True)]
+        inputs = np.column_stack([np.delete(inputs, columns, axis=1), *hot, *other])
     scaler = StandardScaler().fit(inputs)
-    return imputer.statistics_, scaler.mean_, scaler.scale_
+    return imputer.statistics_, scaler.mean_, scaler.scale_, known
+
+
+def known_categories(rows: np.ndarray, sizes: dict[int, int]) -> np.ndarray | None:
+    """1 for each category (of each categorical column, ``{column: how many categories}``) that
+    ``rows`` hold, else 0, one after the other: what scikit-learn's ``OneHotEncoder`` finds fitted on
+    them (missing cells, NaN, are no category here); None without categorical columns."""
+    if not sizes:
+        return None
+    columns = sorted(sizes)
+    encoder = OneHotEncoder(handle_unknown="ignore").fit(rows[:, columns])
+    known = []
+    for column, found in zip(columns, encoder.categories_, strict=True):
+        mask, codes = np.zeros(sizes[column]), found[~np.isnan(found)].astype(np.int64)
+        mask[codes[(codes >= 0) & (codes < sizes[column])]] = 1
+        known.append(mask)
+    return np.concatenate(known)
 
 
 def cross_validation_folds(

@@ -1,6 +1,8 @@
 """Export a trained model: ``python -m pima_lightning.export ckpt_path=PATH format=onnx|torchscript|pt2``.
 
-The exported graph takes raw feature rows (float32, shape ``(rows, 8)``; NaN where a value is missing)
+The exported graph takes raw feature rows (float32, shape ``(rows, 8)``; NaN where a value is missing; a
+categorical feature's category as its index in the list the ONNX metadata's ``categories`` gives, -1 for
+a value not in it)
 and returns the probability of diabetes per row (shape ``(rows,)``): the checkpoint's filling of missing
 values and its input scaling are inside it, and for a checkpoint of ``model.replicas`` > 1 it is the
 ensemble's probability (the mean of the replicas'); for a model of K > 2 classes, each class's, ``(rows, K)``.
@@ -15,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from pima_lightning.ensembles.classifier import copy_probabilities
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.checkpoint import load_checkpoint
 from pima_lightning.model import PimaClassifier, class_probabilities
@@ -32,13 +35,14 @@ class Probability(nn.Module):
 
     def __init__(self, model: PimaClassifier) -> None:
         super().__init__()
-        self.fill_missing, self.preprocess, self.network = model.fill_missing, model.preprocess, model.network
+        self.fill_missing, self.one_hot = model.fill_missing, model.one_hot
+        self.preprocess, self.network = model.preprocess, model.network
         self.ensemble = model.hparams.get("replicas", 1) > 1
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        logits = self.network(self.preprocess(self.fill_missing(features)))
-        if self.ensemble:
-            return logits.sigmoid().mean(0)
+        logits = self.network(self.preprocess(self.one_hot(self.fill_missing(features))))
+        if self.ensemble:  # the replicas' logits (replicas, rows) or (replicas, rows, K)
+            return copy_probabilities(logits).mean(0)
         # one logit a row: (rows, 1) -> (rows,); K logits stay (rows, K) (a squeeze there exports as an error)
         return class_probabilities(logits[..., 0] if logits.shape[-1] == 1 else logits)
 
@@ -77,7 +81,9 @@ def export(ckpt_path: str, fmt: str, output: str | None = None) -> Path:
 def describe_onnx(path: Path, model: PimaClassifier) -> None:
     """Write into the ONNX file's metadata what a caller must know to feed it and read it: the input
     columns in order (``inputs``, JSON; a file without a header's are ``column 1``, ...), that NaN is a
-    missing value, and the classes (``classes``, JSON) its probabilities are of."""
+    missing value, each categorical input's categories (``categories``, JSON: an input's name to its
+    categories, whose index in that list is the number to feed; -1 for any other value), and the classes
+    (``classes``, JSON) its probabilities are of."""
     import onnx  # the export extra's; imported here so the other formats do not need it
 
     hp = model.hparams
@@ -91,6 +97,9 @@ def describe_onnx(path: Path, model: PimaClassifier) -> None:
             "inputs": json.dumps(inputs),
             "missing": "NaN",
             "classes": json.dumps(classes),
+            "categories": json.dumps(
+                {inputs[int(column)]: names for column, names in (hp.get("categories") or {}).items()}
+            ),
             "probability": output,
         },
     )

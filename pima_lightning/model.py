@@ -69,11 +69,20 @@ class FillMissing(nn.Module):
     """
 
     def __init__(
-        self, n_features: int, indicated: Sequence[int] = (), marks: dict[int, list[float]] | None = None
+        self,
+        n_features: int,
+        indicated: Sequence[int] = (),
+        marks: dict[int, list[float]] | None = None,
+        categorical: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.indicated = list(indicated)
         self.register_buffer("fill", torch.zeros(n_features))
+        # a categorical column's missing cells stay NaN: a category of their own (``OneHotCategories``)
+        self.categorical = bool(categorical)
+        fills = torch.ones(n_features, dtype=torch.bool)
+        fills[list(categorical)] = False
+        self.register_buffer("fills", fills, persistent=False)
         marks = marks or {}
         table = torch.full((n_features, max(map(len, marks.values()), default=0)), torch.nan)
         for column, values in marks.items():
@@ -89,11 +98,49 @@ class FillMissing(nn.Module):
         missing = torch.isnan(features)
         if self.marks.shape[-1]:
             missing = missing | (features.unsqueeze(-1) == self.marks).any(-1)
-        filled = torch.where(missing, self.fill, features)
+        filled = torch.where(missing & self.fills if self.categorical else missing, self.fill, features)
         if not self.indicated:
             return filled
         indicators = missing[..., self.indicated].to(filled.dtype).expand(*filled.shape[:-1], -1)
         return torch.cat([filled, indicators], dim=-1)
+
+
+class OneHotCategories(nn.Module):
+    """Each categorical feature's code (its category's index, as ``inputs.csvfile.ValueCodes`` gives
+    it) as one-hot inputs: one for each of the column's ``sizes[c]`` categories that the training rows
+    held (``known``, a buffer fitted on them: scikit-learn's ``OneHotEncoder``), then one for any other
+    value (a category the training rows lacked, or never seen: coded -1). A missing cell (NaN) sets none
+    of them: its column's "was missing" input (``FillMissing``) marks it. The other inputs pass first,
+    unchanged: ``(..., width)`` to ``(..., width - columns + sum(sizes) + columns)``.
+
+    ``known`` is 1 where a category is known, shared ``(total,)`` or one row a copy ``(copies, 1, total)``
+    for members trained on rows of their own. Fastai's ``Categorify`` and Keras's ``StringLookup`` keep an
+    out-of-vocabulary slot the same way; the text-to-code lookup stays outside, so the graph is numbers.
+    """
+
+    def __init__(self, width: int, sizes: dict[int, int] | None = None) -> None:
+        super().__init__()
+        self.columns = [int(column) for column in sorted(sizes or {})]
+        self.kept = [column for column in range(width) if column not in self.columns]
+        counts = [int((sizes or {})[column]) for column in self.columns]
+        self.width = len(self.kept) + sum(counts) + len(counts)
+        if not self.columns:
+            return
+        self.register_buffer("known", torch.ones(sum(counts)))
+        # per one-hot input: the feature column it reads and the code it stands for (non-persistent:
+        # rebuilt from the hyperparameters); ``member``: which column's "other" input each one counts to
+        reads = torch.cat([torch.full((n,), i) for i, n in enumerate(counts)])
+        self.register_buffer("reads", torch.tensor(self.columns)[reads], persistent=False)
+        self.register_buffer("codes", torch.cat([torch.arange(n) for n in counts]).float(), persistent=False)
+        self.register_buffer("member", F.one_hot(reads, len(counts)).float(), persistent=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.columns:
+            return features
+        hot = (features[..., self.reads] == self.codes).to(features.dtype) * self.known
+        present = (~torch.isnan(features[..., self.columns])).to(features.dtype)
+        other = present - hot @ self.member  # a value present but no known category's
+        return torch.cat([features[..., self.kept], hot, other], dim=-1)
 
 
 def marked_columns(
@@ -141,34 +188,42 @@ def outputs(classes: Sequence[str] | None) -> int:
     return len(classes) if classes is not None and len(classes) > 2 else 1
 
 
-def filling(n_features: int, hparams) -> FillMissing:
-    """The ``FillMissing`` step of a model with these hyperparameters (its indicators and marks)."""
+def input_steps(n_features: int, hparams) -> tuple[FillMissing, OneHotCategories]:
+    """The ``FillMissing`` and ``OneHotCategories`` steps of a model with these hyperparameters (its
+    indicators, marks and categories)."""
     marks = marked_columns(hparams.get("missing_values"), n_features, hparams.get("feature_names"))
-    return FillMissing(n_features, hparams.get("missing_indicators") or [], marks)
+    categories = hparams.get("categories") or {}
+    fill = FillMissing(n_features, hparams.get("missing_indicators") or [], marks, sorted(categories))
+    return fill, OneHotCategories(fill.width, {column: len(names) for column, names in categories.items()})
+
+
+DATA_SETTINGS = ("missing_indicators", "missing_values", "classes", "categories")
 
 
 def plain_data_settings(
     missing_indicators: Sequence[int] | None = None,
     missing_values: dict | None = None,
     classes: Sequence[str] | None = None,
+    categories: dict | None = None,
 ) -> dict:
-    """The hyperparameters a model takes from its data, as plain data (lists, floats, text, None), as
-    checkpoints hold them: the columns that get a was-missing input, the values that mean missing, and
-    the classes."""
+    """The hyperparameters a model takes from its data (``DATA_SETTINGS``), as plain data (lists, floats,
+    text, None), as checkpoints hold them: the columns that get a was-missing input, the values that mean
+    missing, the classes, and each categorical feature's categories (by its index)."""
     return {
         "missing_indicators": [int(column) for column in missing_indicators or []],
         "missing_values": {key: [float(v) for v in values] for key, values in (missing_values or {}).items()}
         or None,
         "classes": [str(name) for name in classes] if classes is not None else None,
+        "categories": {int(column): [str(name) for name in names] for column, names in categories.items()}
+        if categories
+        else None,
     }
 
 
 def data_settings_of(datamodule) -> dict:
-    """What a fitted datamodule says of its missing values and classes, as the model's hyperparameters
-    (none and None, for a datamodule that does not say)."""
-    return plain_data_settings(
-        *(getattr(datamodule, key, None) for key in ("missing_indicators", "missing_values", "classes"))
-    )
+    """What a fitted datamodule says of its missing values, classes and categories, as the model's
+    hyperparameters (none and None, for a datamodule that does not say)."""
+    return plain_data_settings(*(getattr(datamodule, key, None) for key in DATA_SETTINGS))
 
 
 def fit_inputs(model, datamodule) -> None:
@@ -182,9 +237,13 @@ def fit_inputs(model, datamodule) -> None:
     fill = (
         mean[..., : model.hparams.n_features] if fill is None else torch.as_tensor(fill, dtype=torch.float32)
     )
+    known = getattr(datamodule, "category_known", None)
     if mean.dim() == 2:  # a copy's own statistics meet its own rows
         mean, scale, fill = mean.unsqueeze(1), scale.unsqueeze(1), fill.unsqueeze(1)
     device = model.preprocess.mean.device
+    if model.one_hot.columns and known is not None:
+        known = torch.as_tensor(known, dtype=torch.float32)
+        model.one_hot.known = (known.unsqueeze(1) if known.dim() == 2 else known).to(device, copy=True)
     model.fill_missing.fill = fill.to(device, copy=True)
     model.preprocess.mean, model.preprocess.scale = mean.to(device, copy=True), scale.to(device, copy=True)
 
@@ -361,15 +420,17 @@ class PimaClassifier(L.LightningModule):
         missing_indicators: Sequence[int] | None = None,
         missing_values: dict | None = None,
         classes: Sequence[str] | None = None,
+        categories: dict[int, list[str]] | None = None,
     ) -> None:
         super().__init__()
         optimizer = dict(optimizer or NOTEBOOK_SGD)
         hidden = list(hidden)
         feature_names = list(feature_names) if feature_names is not None else None
-        plain = plain_data_settings(missing_indicators, missing_values, classes)
-        missing_indicators, missing_values, classes = plain.values()
+        plain = plain_data_settings(missing_indicators, missing_values, classes, categories)
+        missing_indicators, missing_values, classes, categories = plain.values()
         self.save_hyperparameters(logger=False)
         self.fill_missing: FillMissing | None = None  # built with the network, once the width is known
+        self.one_hot: OneHotCategories | None = None
         self.preprocess: Standardize | None = None
         self.network: MLP | None = None
         self.scaling_fitted = False
@@ -380,13 +441,17 @@ class PimaClassifier(L.LightningModule):
         self.test_metrics = EpochScores()
 
     def build(self, n_features: int) -> None:
-        """Create the filling and scaling steps and the network for ``n_features`` inputs (and their
-        missing-value indicators)."""
+        """Create the filling, one-hot and scaling steps and the network for ``n_features`` inputs (and
+        their missing-value indicators and categories)."""
         hp = self.hparams
         hp.n_features = n_features
-        self.fill_missing = filling(n_features, hp)
-        self.preprocess = Standardize(self.fill_missing.width)
-        self.network = MLP(self.fill_missing.width, hp.hidden, hp.dropout, outputs(hp.get("classes")))
+        self.fill_missing, self.one_hot = input_steps(n_features, hp)
+        self.preprocess = Standardize(self.one_hot.width)
+        self.network = MLP(self.one_hot.width, hp.hidden, hp.dropout, outputs(hp.get("classes")))
+
+    def inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """What the network reads of raw feature rows: filled, one-hot encoded, standardised."""
+        return self.preprocess(self.one_hot(self.fill_missing(features)))
 
     def adapt(self, datamodule) -> None:
         """Take the input width, feature names and scaling statistics from ``datamodule``, whose
@@ -416,8 +481,9 @@ class PimaClassifier(L.LightningModule):
             )
         elif any(self.hparams[key] != value for key, value in inputs.items()):
             raise ValueError(
-                "the model was built for other missing values than the data's (missing_indicators, "
-                "missing_values): build it without n_features, and it takes them from the data"
+                "the model was built for other missing values or categories than the data's "
+                "(missing_indicators, missing_values, categories): build it without n_features, and it "
+                "takes them from the data"
             )
         elif datamodule.feature_names is not None:
             self.hparams.feature_names = list(datamodule.feature_names)
@@ -445,7 +511,7 @@ class PimaClassifier(L.LightningModule):
             raise ValueError(
                 "no network yet: it is built when fitting starts, or by PimaClassifier(n_features=)"
             )
-        return self.network(self.preprocess(self.fill_missing(features))).squeeze(-1)
+        return self.network(self.inputs(features)).squeeze(-1)
 
     def l1_penalty(self) -> torch.Tensor:
         """``l1 * sum(|w|)`` over the weight matrices (biases excluded, as Keras's kernel_regularizer)."""

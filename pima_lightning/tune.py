@@ -30,7 +30,7 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 from pima_lightning.ensembles.classifier import worst_seed
 from pima_lightning.ensembles.fitting import check_members_config, fit_members
-from pima_lightning.ensembles.folds import check_every_fold_holds_both_classes, fold_overrides, fold_rows
+from pima_lightning.ensembles.folds import check_every_fold_holds_every_class, fold_overrides, fold_rows
 from pima_lightning.ensembles.members import MAX_SEEDS, members_of
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.files import MAX_CSV_BYTES, check_regular, sha256_of
@@ -269,8 +269,8 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
         )
         with warnings.catch_warnings():  # scikit-learn's notice of a scarce class: refused below, in one line
             warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-            features, labels, splits = fold_rows(base)
-        check_every_fold_holds_both_classes(labels, tune.folds, "tune.folds")
+            features, labels, splits, categories, classes = fold_rows(base)
+        check_every_fold_holds_every_class(labels, tune.folds, "tune.folds")
         seeds = [cfg.seed + offset for offset in range(tune.seeds)]
         members = members_of([splits], seeds)
         log.info(
@@ -305,6 +305,7 @@ def search(cfg: DictConfig, train_overrides: list[str], output_dir: Path) -> dic
         model = fit_members(
             trial_cfg, features, labels, members, trial_dir, validate=True, callbacks=[pruning],
             divergence_is_error=False,  # a setting that diverges scores low; the search goes on
+            categories=categories, classes=classes,
         )  # fmt: skip
         accuracies = model.member_val_acc
         spread = {

@@ -121,7 +121,7 @@ def test_pandas_and_the_line_by_line_reader_agree(tmp_path, pima_csv):
     lines = pima_csv.read_text().splitlines()
     text = HEADER + "\n" + "\n".join([f'"{lines[0]}"'.replace(",", '","'), " " + lines[1], *lines[2:]]) + "\n"
     path = write(tmp_path, text)
-    pandas_codes, line_codes = csvfile.LabelCodes(), csvfile.LabelCodes()
+    pandas_codes, line_codes = csvfile.ValueCodes(), csvfile.ValueCodes()
     by_pandas = csvfile._parsed_by_pandas(path, HEADER.split(","), labels=pandas_codes, label=-1)
     by_line = csvfile._parsed_line_by_line(
         path, "data.path", Columns(None, -1, None, "{width} values"), HEADER.split(","), line_codes
@@ -199,7 +199,9 @@ def test_a_header_wider_or_narrower_than_the_rows_is_refused(tmp_path):
     [
         (
             "6,148,high,35,0,33.6,0.627,50,1",
-            "line 3, column 3 ('BloodPressure'): 'high' is not a number; a text column must be encoded",
+            "line 3, column 3 ('BloodPressure'): 'high' is not a number; the column is read as numbers "
+            "(most of its cells are); correct it, or empty it to mark it missing "
+            "(data.categorical_columns=[BloodPressure] reads the column as categories)",
         ),
     ],
     ids=["text"],

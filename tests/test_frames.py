@@ -73,8 +73,9 @@ def test_rows_without_a_label_are_left_out_and_bad_cells_named(pima_csv):
     read = labelled_frame(unlabelled)
     assert len(read.labels) == 766 and read.unlabelled == 2
     cases = [
-        (changed(frame, 2, "c", "high", "object"), "frame, row 2, column 'c': 'high' is not a number; encode "
-         "the text column as numbers or leave it out (ignore_columns=[c])"),
+        (changed(frame, 2, "c", "high", "object"), "frame, row 2, column 'c': 'high' is not a number, though "
+         "most of the column's values are; correct it, or make it NaN to mark it missing "
+         "(categorical_columns=[c] reads the column as categories)"),
         (changed(frame, 4, "d", np.inf, "float64"), "frame, row 4, column 'd': inf is not a finite number"),
     ]  # fmt: skip
     for bad, expected in cases:

@@ -1,5 +1,6 @@
 """More than two classes (issue 27 §6, the core model): K logits, softmax and cross-entropy, torchmetrics'
-multiclass scores, K-class predictions, pictures, evaluation and ONNX export. Two classes stay the notebook's
+multiclass scores, K-class predictions, pictures, evaluation and ONNX export; replicas, cv and tune members of
+K classes. Two classes stay the notebook's
 one sigmoid output (``test_model.py``, ``test_summary.py`` pin its 193 parameters)."""
 
 import json
@@ -18,6 +19,8 @@ from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader
 
 from pima_lightning import PimaClassifier, PimaDataModule
+from pima_lightning.ensembles.classifier import StackedClassifier
+from pima_lightning.ensembles.replicas import EnsembleDataModule
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.checkpoint import load_checkpoint
 
@@ -109,29 +112,56 @@ def test_five_text_classes_from_the_cli_to_predictions_evaluation_and_onnx(
     assert json.loads(metadata["inputs"]) == ["w", "x", "y", "z"] and metadata["missing"] == "NaN"
 
 
+def test_replicas_of_k_classes_score_each_copy_and_their_ensemble(tmp_path):
+    """model.replicas: each copy K outputs and its own multiclass scores; the ensemble is the mean of the
+    copies' softmax, which trainer.predict returns, the logged scores agree with, and ONNX exports."""
+    L.seed_everything(7)
+    datamodule = EnsembleDataModule(
+        replicas=3, frame=load_wine(as_frame=True).frame, label_column="target", batch_size=16
+    )
+    model = StackedClassifier(replicas=3, optimizer={"_target_": "torch.optim.Adam", "lr": 0.01})
+    trainer = L.Trainer(max_epochs=30, **QUIET)
+    trainer.fit(model, datamodule=datamodule)
+    (tested,) = trainer.test(model, datamodule=datamodule, verbose=False)
+    assert model.network[-1].weight.shape == (3, 6, 3)
+    probabilities = torch.cat(trainer.predict(model, datamodule=datamodule))
+    labels = datamodule.test_set.tensors[1].long()
+    assert probabilities.shape == (len(labels), 3)
+    torch.testing.assert_close(probabilities.sum(1), torch.ones(len(labels)))
+    ensemble_accuracy = (probabilities.argmax(1) == labels).float().mean().item()
+    assert tested["test/ensemble_acc"] == pytest.approx(ensemble_accuracy)
+    with torch.no_grad():
+        copies = model.eval()(datamodule.test_set.tensors[0]).softmax(-1)  # (copies, rows, K)
+    each = [(copy.argmax(1) == labels).float().mean().item() for copy in copies]
+    assert model.replica_metrics["test/acc"] == pytest.approx(each)
+    assert tested["test/acc"] == pytest.approx(np.mean(each)) and min(each) > 0.85
+    trainer.save_checkpoint(tmp_path / "replicas.ckpt")
+    checked, _ = load_checkpoint(tmp_path / "replicas.ckpt")
+    with torch.no_grad():
+        torch.testing.assert_close(checked.predict_step(datamodule.test_set.tensors, 0), probabilities)
+
+
 @pytest.mark.parametrize(
-    ("command", "overrides", "message"),
+    ("command", "overrides", "written"),
     [
-        (
-            "train",
-            ["model.replicas=2"],
-            "the label has 3 classes; model.replicas, cv and tune train two-class",
-        ),
-        ("cv", ["cv.folds=3"], "the label has 3 classes; cv trains two-class models so far"),
-        (
-            "tune",
-            ["tune.n_trials=1", "tune.folds=3"],
-            "the label has 3 classes; tune trains two-class models",
-        ),
+        ("cv", ["cv.folds=3", "cv.seeds=2"], "cv.json"),
+        ("tune", ["tune.n_trials=1", "tune.folds=3"], "best.json"),
     ],
 )
-def test_many_models_refuse_more_than_two_classes_in_one_line(cli, tmp_path, command, overrides, message):
+def test_cv_and_tune_train_members_of_k_classes(cli, tmp_path, command, overrides, written):
     frame = load_wine(as_frame=True).frame
     frame.to_csv(tmp_path / "wine.csv", index=False)
-    data = [f"data.path={tmp_path / 'wine.csv'}", "data.label_column=target"]
-    result = cli(command, *data, "trainer.max_epochs=1", *overrides)
-    assert result.returncode != 0
-    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr[-1500:]
+    data = [f"data.path={tmp_path / 'wine.csv'}", "data.label_column=target", "optimizer=adam"]
+    fit = ["optimizer.lr=0.01", "data.batch_size=16", "trainer.max_epochs=20"]
+    result = cli(command, *data, *fit, *overrides, f"output_dir={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / written).read_text())
+    if command == "cv":  # the members, their seeds' ensemble and the baselines, with multiclass scores
+        methods = report["summary"]["methods"]
+        assert set(methods) >= {"network", "network seed ensemble", "logistic regression"}
+        for method in ("network", "network seed ensemble", "logistic regression"):
+            assert 0.85 < methods[method]["acc"]["mean"] <= 1 and 0.9 < methods[method]["auroc"]["mean"] <= 1
+            assert set(methods[method]) == {"acc", "auroc", "f1", "precision", "recall"}
 
 
 def test_class_names_rename_each_of_k_classes_and_must_match_their_count():

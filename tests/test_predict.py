@@ -49,7 +49,7 @@ def test_predict_rejects_bad_rows_with_one_line(checkpoint, cli, tmp_path):
     result = cli("predict", f"ckpt_path={checkpoint}", f"input={bad}", f"output={output}")
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {bad}, line 2, column 6: 'thin' is not a number; a text column must be encoded as numbers "
-        "(e.g. one column of 0/1 a category) or left out"
+        f"error: {bad}, line 2, column 6: 'thin' is not a number; the model reads this column as numbers; "
+        "correct it, or empty it to mark it missing"
     )
     assert not output.exists()

@@ -179,5 +179,12 @@ def test_every_setting_of_the_data_and_model_configs_is_declared_once():
         == set(inspect.signature(PimaDataModule).parameters) - python_only | {"replicas"}
     )
     assert set(MODEL) == set(inspect.signature(PimaClassifier).parameters) | {"replicas"}
-    from_the_data = {"n_features", "feature_names", "missing_indicators", "missing_values", "classes"}
+    from_the_data = {
+        "n_features",
+        "feature_names",
+        "missing_indicators",
+        "missing_values",
+        "classes",
+        "categories",
+    }
     assert model_keys == set(MODEL) - from_the_data  # the model takes these from the data it is fitted on

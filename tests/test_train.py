@@ -136,8 +136,9 @@ def test_cli_bad_csv_fails_with_one_line_and_no_finished_outputs(train_cli, fast
     result = train_cli(*fast, f"data.path={bad}", run_dir=run_dir)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {bad}, line 2, column 7: 'abc' is not a number; a text column must be encoded as numbers "
-        "(e.g. one column of 0/1 a category) or left out"
+        f"error: {bad}, line 2, column 7: 'abc' is not a number; the column is read as numbers (most of "
+        "its cells are); correct it, or empty it to mark it missing (data.categorical_columns=[7] reads the "
+        "column as categories)"
     )
     assert "Traceback" not in result.stderr
     assert not (run_dir / "metrics.json").exists()

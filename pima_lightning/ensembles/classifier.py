@@ -28,19 +28,21 @@ from torch import nn
 from torch.nn import functional as F
 
 from pima_lightning.ensembles.metrics import SCORES, StageMetrics
-from pima_lightning.errors import InputError
 from pima_lightning.model import (
+    DATA_SETTINGS,
     MLP,
     NOTEBOOK_SGD,
     PROGRESS_BAR,
     FillMissing,
+    OneHotCategories,
     PimaClassifier,
     Standardize,
     check_size,
     data_settings_of,
-    filling,
     fit_inputs,
+    input_steps,
     optimizers,
+    outputs,
     plain_data_settings,
     with_fill,
 )
@@ -78,9 +80,10 @@ class StackedMLP(nn.Sequential):
     Dropout draws a mask per copy."""
 
     def __init__(
-        self, replicas: int, n_features: int, hidden, dropout: float, seeds: Sequence[int] | None = None
-    ) -> None:
-        check_size(n_features, list(hidden), replicas)
+        self, replicas: int, n_features: int, hidden, dropout: float, seeds: Sequence[int] | None = None,
+        outputs: int = 1,
+    ) -> None:  # fmt: skip
+        check_size(n_features, list(hidden), replicas, outputs)
         if seeds is None:
             first = torch.initial_seed()
             seeds = [(first + k) % 2**64 for k in range(replicas)]
@@ -91,13 +94,13 @@ class StackedMLP(nn.Sequential):
         for units in hidden:
             layers += [StackedLinear(replicas, width, units), nn.ReLU(), nn.Dropout(dropout)]
             width = units
-        layers.append(StackedLinear(replicas, width, 1))
+        layers.append(StackedLinear(replicas, width, outputs))
         super().__init__(*layers)
-        self.replicas = replicas
+        self.replicas, self.outputs = replicas, outputs
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             for replica, seed in enumerate(seeds):
                 torch.manual_seed(seed)
-                single = MLP(n_features, list(hidden), dropout)
+                single = MLP(n_features, list(hidden), dropout, outputs)
                 for stacked, layer in zip(self.linear_layers(), single.linear_layers(), strict=True):
                     stacked.weight[replica] = layer.weight.T
                     stacked.bias[replica, 0] = layer.bias
@@ -123,10 +126,12 @@ class StackedMLP(nn.Sequential):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits ``(replicas, rows)`` for ``features`` of shape ``(rows, n_features)`` (the same rows
-        for every replica) or ``(replicas, rows, n_features)`` (each replica's own rows)."""
+        for every replica) or ``(replicas, rows, n_features)`` (each replica's own rows); ``(replicas,
+        rows, K)`` for K > 2 classes."""
         if features.dim() == 2:
             features = features.expand(self.replicas, -1, -1)
-        return super().forward(features).squeeze(-1)
+        logits = super().forward(features)
+        return logits.squeeze(-1) if self.outputs == 1 else logits
 
 
 class StackedClassifier(L.LightningModule):
@@ -166,9 +171,7 @@ class StackedClassifier(L.LightningModule):
         network["hidden"] = list(network["hidden"])
         if network["feature_names"] is not None:
             network["feature_names"] = list(network["feature_names"])
-        network |= plain_data_settings(
-            network["missing_indicators"], network["missing_values"], network["classes"]
-        )
+        network |= plain_data_settings(*(network[key] for key in DATA_SETTINGS))
         seeds = list(seeds) if seeds is not None else None
         replicas = len(seeds) if seeds is not None else replicas
         folds = list(folds) if folds is not None else None
@@ -176,6 +179,7 @@ class StackedClassifier(L.LightningModule):
             {"replicas": replicas, **network, "seeds": seeds, "folds": folds}, logger=False
         )
         self.fill_missing: FillMissing | None = None
+        self.one_hot: OneHotCategories | None = None
         self.preprocess: Standardize | None = None
         self.network: StackedMLP | None = None
         self.scaling_fitted = False
@@ -192,29 +196,31 @@ class StackedClassifier(L.LightningModule):
         self.member_probabilities: list[np.ndarray] = []
 
     def build(self, n_features: int) -> None:
-        """Create the filling and scaling steps and the copies of the network for ``n_features`` inputs
-        (and their missing-value indicators)."""
+        """Create the filling, one-hot and scaling steps and the copies of the network for ``n_features``
+        inputs (and their missing-value indicators and categories)."""
         hp = self.hparams
         hp.n_features = n_features
-        self.fill_missing = filling(n_features, hp)
-        self.preprocess = Standardize(self.fill_missing.width)
-        self.network = StackedMLP(hp.replicas, self.fill_missing.width, hp.hidden, hp.dropout, hp.seeds)
+        self.fill_missing, self.one_hot = input_steps(n_features, hp)
+        self.preprocess = Standardize(self.one_hot.width)
+        self.network = StackedMLP(
+            hp.replicas, self.one_hot.width, hp.hidden, hp.dropout, hp.seeds, outputs(hp.get("classes"))
+        )
 
     def adapt(self, datamodule) -> None:
         """Take the input width, feature names, missing values and scaling statistics (shared, or one row
         a copy) from ``datamodule``, whose ``setup`` has run."""
         inputs = data_settings_of(datamodule)
         classes = inputs.pop("classes") or self.hparams.classes
-        if len(classes or ()) > 2:
-            raise InputError(
-                f"the label has {len(classes)} classes; model.replicas, cv and tune train "
-                "two-class models so far: train one model of them (model.replicas=1), without cv or tune"
-            )
         if self.network is None:
             if getattr(datamodule, "feature_names", None) is not None:
                 self.hparams.feature_names = list(datamodule.feature_names)
-            self.hparams.update(inputs)
+            self.hparams.update(inputs, classes=classes)
             self.build(datamodule.n_features)
+        elif outputs(classes) != outputs(self.hparams.classes):
+            raise ValueError(
+                f"the model was built for {max(outputs(self.hparams.classes), 2)} classes, the data has "
+                f"{len(classes)}: build it without n_features, and it takes them from the data"
+            )
         elif getattr(datamodule, "feature_names", None) is not None:
             self.hparams.feature_names = list(datamodule.feature_names)
         self.hparams.classes = classes
@@ -232,7 +238,7 @@ class StackedClassifier(L.LightningModule):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits ``(copies, rows)`` for raw features ``(rows, n_features)`` (every copy's) or ``(copies,
         rows, n_features)`` (each copy's own)."""
-        return self.network(self.preprocess(self.fill_missing(features)))
+        return self.network(PimaClassifier.inputs(self, features))
 
     def l1_penalty(self) -> torch.Tensor:
         """Each copy's ``l1 * sum(|w|)``: shape ``(copies,)``."""
@@ -247,10 +253,10 @@ class StackedClassifier(L.LightningModule):
     def objective(
         self, logits: torch.Tensor, labels: torch.Tensor, real: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """What a training step minimises: the sum over copies of each copy's mean binary cross-entropy
+        """What a training step minimises: the sum over copies of each copy's mean (binary) cross-entropy
         over its (real) rows, plus its L1 penalty. A sum, not a mean: no parameter belongs to two copies,
         so each copy's gradient is that of its own loss (none for a copy with no rows this step)."""
-        losses = F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none")
+        losses = row_losses(logits, labels)
         losses = losses.mean(-1) if real is None else (losses * real).sum(-1) / real.sum(-1).clamp(min=1)
         return losses.sum() + self.l1_penalty().sum() if self.hparams.l1 else losses.sum()
 
@@ -266,13 +272,18 @@ class StackedClassifier(L.LightningModule):
         self.test_metrics.update(*self._scored(batch))
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
-        """The ensemble's P(class 1) per row: the mean of the copies' probabilities."""
+        """The ensemble's P(the second class) per row, ``(rows,)``, or each class's, ``(rows, K)``: the mean
+        of the copies' probabilities."""
         features = batch[0] if isinstance(batch, list | tuple) else batch
-        return self(features).sigmoid().mean(0)
+        return copy_probabilities(self(features)).mean(0)
 
     def on_train_epoch_end(self) -> None:
         if self.outputs:  # scored once an epoch, as the core scores its training rows
-            parts = [torch.cat(part, dim=-1) for part in zip(*self.outputs, strict=True)]
+            # rows are the last dimension, but of K classes' logits (copies, rows, K)
+            parts = [
+                torch.cat(part, dim=1 if part[0].dim() == 3 else -1)
+                for part in zip(*self.outputs, strict=True)
+            ]
             self.outputs.clear()
             self.train_metrics.update(*parts)
         self._log_epoch("train")
@@ -331,6 +342,22 @@ class StackedClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         return optimizers(self.parameters(), self.hparams.optimizer, self.hparams.scheduler)
+
+
+def copy_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Each copy's P(the second class) per row from ``(copies, rows)`` logits, or each class's from
+    ``(copies, rows, K)``."""
+    return logits.sigmoid() if logits.dim() == 2 else logits.softmax(-1)
+
+
+def row_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each copy's loss on each row, ``(copies, rows)``: the binary cross-entropy of one logit a row
+    (``logits (copies, rows)``) or the cross-entropy of K (``(copies, rows, K)``); ``labels`` are the
+    rows' classes, ``(rows,)`` shared or ``(copies, rows)`` (a padding row may hold any class)."""
+    if logits.dim() == 2:
+        return F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none")
+    targets = labels.long().expand(logits.shape[:-1])
+    return -logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 def worst_seed(accuracies: Sequence[float], folds: Sequence[int]) -> float:

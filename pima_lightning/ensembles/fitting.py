@@ -61,14 +61,20 @@ def fit_members(
     validate: bool = False,
     callbacks: Sequence[L.Callback] = (),
     divergence_is_error: bool = True,
+    categories: dict[int, list[str]] | None = None,
+    classes: Sequence[str] | None = None,
 ) -> StackedClassifier:
     """Train ``members`` in one run with the train config's model, optimizer, batch size, scaling and
     trainer, validating on their held-out rows every epoch if ``validate``, then test them on those
     rows once (``member_scores``, ``member_probabilities``). A member whose loss ends non-finite is an
     error, or with ``divergence_is_error=False`` a warning (the tuner's: such a member predicts class 0
-    for every row and scores as such, so the setting that made it scores low and the search goes on)."""
+    for every row and scores as such, so the setting that made it scores low and the search goes on).
+    ``categories``: the categorical features' categories, the codes ``features`` hold; ``classes``: the
+    label's, which ``labels`` index."""
     seed_and_threads(cfg)
-    datamodule = MembersDataModule(features, labels, members, cfg.data.batch_size, cfg.data.standardize)
+    datamodule = MembersDataModule(
+        features, labels, members, cfg.data.batch_size, cfg.data.standardize, categories, classes
+    )
     check_model_size(cfg.model, datamodule.input_width)
     folds = sorted({(member.repeat, member.fold) for member in members})
     model = StackedClassifier(  # its input width and missing-value indicators from the datamodule (adapt)

@@ -1,5 +1,7 @@
 """A cross-validation's folds, as ``cv`` and ``tune`` make them: checked, named as train overrides, read."""
 
+from typing import NamedTuple
+
 import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -7,16 +9,10 @@ from omegaconf import DictConfig
 from pima_lightning.errors import InputError
 
 
-def check_every_fold_holds_both_classes(labels: np.ndarray, folds: int, setting: str = "cv.folds") -> None:
+def check_every_fold_holds_every_class(labels: np.ndarray, folds: int, setting: str = "cv.folds") -> None:
     """Refuse folds of which some would hold no row of a class: their AUROC (and the baselines'
     fits) would be undefined. Stratified folds hold a class in every fold when it has ``folds`` rows."""
     counts = np.bincount(labels.astype(int), minlength=2)
-    if len(counts) > 2:
-        command = setting.split(".")[0]
-        raise InputError(
-            f"the label has {len(counts)} classes; {command} trains two-class models so far (its members and "
-            "baselines): train one model with python -m pima_lightning.train"
-        )
     if (fewest := int(counts.min())) < folds:
         scarce = int(counts.argmin())
         advice = f"use {setting}={fewest} or fewer" if fewest >= 2 else "cross-validation needs 2 or more"
@@ -36,9 +32,23 @@ def fold_overrides(folds: int, fold: int, fold_seed: int, scope: str) -> list[st
     ]
 
 
-def fold_rows(fold_cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, list]:
+class FoldRows(NamedTuple):
+    """The rows the folds split, the folds, and what the members' model takes from the data: the
+    categorical features' categories (by feature index; None without any) and the classes."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    splits: list
+    categories: dict | None
+    classes: list[str]
+
+
+def fold_rows(fold_cfg: DictConfig) -> FoldRows:
     """The rows the folds split and the folds themselves, as the data module made them."""
     datamodule = instantiate(fold_cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    return datamodule.cv_features, datamodule.cv_labels, datamodule.cv_splits
+    return FoldRows(
+        datamodule.cv_features, datamodule.cv_labels, datamodule.cv_splits, datamodule.categories,
+        datamodule.classes,
+    )  # fmt: skip

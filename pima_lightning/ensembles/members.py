@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from pima_lightning.data import fitted_inputs, missing_columns
-from pima_lightning.model import SCORES
+from pima_lightning.data import fitted_inputs, input_width, missing_columns
+from pima_lightning.model import MULTICLASS_SCORES, SCORES
 
 # seeds a fold (cv.seeds, tune.seeds): each is a network of its own in one run, so 10^6 of them ended in
 # a bad_alloc traceback; 1,000 x 10 folds of the notebook's network is 1.9M parameters
@@ -90,11 +90,15 @@ class MembersDataModule(L.LightningDataModule):
     ``feature_fill``, ``feature_mean`` and ``feature_scale`` are one row a member: each member's medians
     and scaling, fitted on its training rows as the core fits them (``data.fitted_inputs``); a feature
     column with missing values (NaN) anywhere in ``features`` gets a "was missing" input for every member
-    (``missing_indicators``), so that every member has the same inputs."""
+    (``missing_indicators``), so that every member has the same inputs, as every member has an input for
+    each of a categorical column's ``categories`` (those of the whole table, by feature index); which of
+    them a member's training rows hold, it knows (``category_known``, one row a member): the others are
+    "any other value" to it, as a category a model never saw is."""
 
     def __init__(
         self, features: np.ndarray, labels: np.ndarray, members: Sequence[Member], batch_size: int = 10,
-        standardize: bool = True,
+        standardize: bool = True, categories: dict[int, list[str]] | None = None,
+        classes: Sequence[str] | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         self.members, self.batch_size = list(members), batch_size
@@ -104,15 +108,18 @@ class MembersDataModule(L.LightningDataModule):
         self.labels = torch.cat([torch.as_tensor(np.asarray(labels), dtype=torch.float32), torch.zeros(1)])
         self.n_features = rows.shape[1]
         self.missing_indicators = missing_columns(table)
-        self.input_width = self.n_features + len(self.missing_indicators)
+        self.categories = categories or None
+        count = max(2, int(np.max(labels)) + 1) if len(labels) else 2  # without names: the codes
+        self.classes = list(classes) if classes is not None else [str(code) for code in range(count)]
+        self.input_width = input_width(self.n_features, self.missing_indicators, self.categories)
         self.train_rows = [torch.as_tensor(member.train_rows) for member in self.members]
         self.held_out_rows = [torch.as_tensor(member.held_out_rows) for member in self.members]
         fitted = [
-            fitted_inputs(table[member.train_rows], self.missing_indicators, standardize)
+            fitted_inputs(table[member.train_rows], self.missing_indicators, standardize, self.categories)
             for member in self.members
         ]
-        self.feature_fill, self.feature_mean, self.feature_scale = (
-            torch.as_tensor(np.stack(statistic), dtype=torch.float32)
+        self.feature_fill, self.feature_mean, self.feature_scale, self.category_known = (
+            torch.as_tensor(np.stack(statistic), dtype=torch.float32) if statistic[0] is not None else None
             for statistic in zip(*fitted, strict=True)
         )
 
@@ -136,7 +143,13 @@ class MembersDataModule(L.LightningDataModule):
         return self.val_dataloader()
 
 
-def binary_scores(probabilities: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """``SCORES`` (torchmetrics', threshold 0.5) of P(class 1) for rows with these 0/1 labels."""
-    targets = torch.as_tensor(labels).long()
-    return {name: float(score(torch.as_tensor(probabilities), targets)) for name, score in SCORES.items()}
+def scores_of(probabilities, labels) -> dict[str, float]:
+    """The scores (torchmetrics', the core's) of ``probabilities``: P(the second class) per row, or each
+    class's ``(rows, K)``, for rows of these classes."""
+    probabilities, targets = torch.as_tensor(probabilities), torch.as_tensor(labels).long()
+    if probabilities.dim() == 1:  # threshold 0.5
+        return {name: float(score(probabilities, targets)) for name, score in SCORES.items()}
+    k = probabilities.shape[-1]
+    return {
+        name: float(score(probabilities, targets, num_classes=k)) for name, score in MULTICLASS_SCORES.items()
+    }

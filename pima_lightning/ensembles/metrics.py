@@ -17,6 +17,7 @@ from torchmetrics.functional import classification
 from torchmetrics.utilities import dim_zero_cat
 
 from pima_lightning.model import SCORES as BINARY
+from pima_lightning.model import class_scores
 
 # the core's scores (model.SCORES), each with torchmetrics' multilabel function of the same score: a label
 # column per replica
@@ -33,6 +34,10 @@ class StageMetrics(Metric):
     cross-entropy of that mean). The ensemble needs every replica to score the same rows (validation
     and test rows); rows of each replica's own (a ``real`` mask given) have none. Rows where ``real``
     is False (padding) enter no loss and no score.
+
+    For K > 2 classes (logits ``(replicas, rows, K)``) each replica is scored on its own with the core's
+    multiclass scores (``model.class_scores``: softmax, cross-entropy, macro averages), one replica after
+    the other; the ensemble's probabilities are the mean of the replicas' softmax.
     """
 
     full_state_update = False
@@ -46,25 +51,30 @@ class StageMetrics(Metric):
         self.add_state("labels", [], dist_reduce_fx="cat")
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor, real: torch.Tensor | None = None) -> None:
-        """``logits``: ``(replicas, rows)``; ``labels``: the same shape, or ``(rows,)`` for rows every
-        replica shares; ``real``: ``(replicas, rows)``, False for padding, when each has rows of its own."""
-        labels = labels.expand_as(logits)
+        """``logits``: ``(replicas, rows)`` (``(replicas, rows, K)`` for K > 2 classes); ``labels``:
+        ``(replicas, rows)``, or ``(rows,)`` for rows every replica shares; ``real``: ``(replicas, rows)``,
+        False for padding, when each has rows of its own."""
+        labels = labels.expand(logits.shape[:2])
         if real is not None:
             self.shared_rows = False
             labels = torch.where(real, labels, torch.full_like(labels, -1))
-        self.logits.append(logits.detach().float().T)
+        self.logits.append(logits.detach().float().transpose(0, 1))
         self.labels.append(labels.T)
 
     def probabilities(self) -> list[torch.Tensor]:
-        """Each replica's P(class 1) of its real rows, in the order they were updated (this process's)."""
+        """Each replica's P(class 1) of its real rows (each class's, ``(rows, K)``, for K > 2 classes), in
+        the order they were updated (this process's)."""
         logits, labels = dim_zero_cat(self.logits), dim_zero_cat(self.labels)
-        return [column[kept].sigmoid() for column, kept in zip(logits.T, (labels >= 0).T, strict=True)]
+        chance = torch.sigmoid if logits.dim() == 2 else lambda copy: copy.softmax(-1)
+        return [chance(logits[:, copy][labels[:, copy] >= 0]) for copy in range(logits.shape[1])]
 
     def compute(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
         """``(per replica: name -> (replicas,) tensor, ensemble: name -> scalar tensor or {}, rows
         scored)``; as for any ``Metric``, torchmetrics squeezes one replica's values to scalars."""
         # (rows, replicas); after a DDP sync each state is one tensor already
         logits, labels = dim_zero_cat(self.logits), dim_zero_cat(self.labels)
+        if logits.dim() == 3:
+            return self._multiclass(logits, labels)
         real = labels >= 0
         targets = labels.long()
         probabilities = logits.sigmoid()
@@ -84,3 +94,22 @@ class StageMetrics(Metric):
             for name in self.scores
         }
         return per_replica, ensemble, rows
+
+    def _multiclass(
+        self, logits: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
+        """``compute`` for K > 2 classes: ``logits (rows, replicas, K)``, ``labels (rows, replicas)``."""
+        kept = ("loss", *self.scores)
+        scored = [
+            class_scores(logits[:, copy][labels[:, copy] >= 0], labels[:, copy][labels[:, copy] >= 0])
+            for copy in range(logits.shape[1])
+        ]
+        per_replica = {name: torch.stack([scores[name] for scores in scored]) for name in kept}
+        if self.replicas == 1:  # as torchmetrics gives one replica's values: scalars
+            per_replica = {name: value[0] for name, value in per_replica.items()}
+        if not (self.ensemble and self.shared_rows):
+            return per_replica, {}, len(labels)
+        # the ensemble's probabilities as logits: log of the mean softmax, whose softmax is that mean
+        mean_logits = logits.softmax(-1).mean(1).clamp(min=1e-12).log()
+        ensemble = class_scores(mean_logits, labels[:, 0])
+        return per_replica, {name: ensemble[name] for name in kept}, len(labels)

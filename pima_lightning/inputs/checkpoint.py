@@ -128,22 +128,24 @@ def network(checkpoint: dict) -> PimaClassifier:
     classes = settings["classes"]
     if classes is not None and not 2 <= len(classes) <= MAX_CLASSES:
         raise InputError(f"classes: expected the names of 2 to {MAX_CLASSES} classes, found {len(classes)}")
-    if classes is not None and len(classes) > 2 and replicas > 1:
-        raise InputError(f"classes: {len(classes)} classes in a model of replicas, which take two")
     if indicators and indicators[-1] >= n_features:
         raise InputError(f"missing_indicators: column {indicators[-1]} of {n_features} features")
+    categories = settings["categories"] or {}
+    if categories and max(categories) >= n_features:
+        raise InputError(f"categories: column {max(categories)} of {n_features} features")
+    codes = sum(len(names) for names in categories.values())
     try:
         marked_columns(settings["missing_values"], n_features, names)
     except ValueError as err:
         raise InputError(f"missing_values: {printable(str(err))}") from None
-    width = n_features + len(indicators)
+    width = n_features + len(indicators) + codes  # each categorical feature: its codes' inputs, plus one
     check_network_size(width, hidden, replicas)
     state = _mapping(checkpoint, "state_dict")
     with_fill(state, n_features)  # a checkpoint from before models filled missing values
     if not all(isinstance(value, torch.Tensor) and value.is_floating_point() for value in state.values()):
         raise InputError("state_dict: expected floating-point tensors only")
     # sizes must describe the weights the file holds, before a network of those sizes is allocated
-    implied = n_features + 2 * width + parameter_count(width, hidden, replicas, outputs(classes))
+    implied = n_features + codes + 2 * width + parameter_count(width, hidden, replicas, outputs(classes))
     held = sum(value.numel() for value in state.values())
     if implied != held:
         raise InputError(f"hyper_parameters describe {implied} numbers, the state_dict holds {held}")
@@ -161,7 +163,7 @@ def network(checkpoint: dict) -> PimaClassifier:
 
 
 # which of a file's columns are the label and the features, on any file the model scores
-COLUMN_SETTINGS = ("label_column", "ignore_columns", "missing_values")
+COLUMN_SETTINGS = ("label_column", "ignore_columns", "missing_values", "categorical_columns")
 # the data settings an evaluation of a checkpoint's held-out rows reads: its split, never its files
 SPLIT_SETTINGS = ("split", "test_size", "split_seed", "stratify", "val_size", *COLUMN_SETTINGS,
                   "folds", "fold", "fold_seed", "fold_scope")  # fmt: skip

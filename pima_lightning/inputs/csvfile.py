@@ -56,6 +56,9 @@ class LabelledRows(NamedTuple):
     label_name: str | None = None
     unlabelled: int = 0
     classes: list[str] | None = None  # the label's distinct values, in order: label k is classes[k]
+    # each categorical feature's categories, in order, by the feature's index: its cells hold their index
+    # among them (NaN where missing; -1 for a value a fixed list lacks)
+    categories: dict[int, list[str]] | None = None
 
 
 class Columns(NamedTuple):
@@ -74,11 +77,19 @@ def read_labelled_csv(
     option: str = "data.path",
     label_column: str | None = None,
     ignore_columns: Sequence[str] = (),
+    categorical_columns: Sequence[str | int] = (),
+    categories: dict[int, list[str]] | None = None,
 ) -> LabelledRows:
     """The rows of a labelled CSV in file order. The label is the last column, or the header's column
     named ``label_column``; every other column is a feature, but those the header names in
     ``ignore_columns`` (an ID, a date: never read as numbers). ``option`` is the setting that named the
-    file: error messages tell the user to change it."""
+    file: error messages tell the user to change it.
+
+    A feature column of text (most of its cells not numbers) is categorical, as is each column
+    ``categorical_columns`` names (by the header's name, or by its number from 1 without a header): its
+    cells are coded by their category's index (``LabelledRows.categories``). ``categories`` fixes which
+    features are categorical and their categories (a trained model's, by feature index): a value not
+    among them is coded -1, and no other column is read as categories."""
     path = Path(path)
     _check_regular_file(path, option)
     _check_not_blank(path)
@@ -124,11 +135,23 @@ def read_labelled_csv(
     else:
         expected = "{width} comma-separated values ({features} features and the label " + f"{label_column!r})"
     kept = [column for column in range(len(header)) if column not in ignored] if ignored else None
-    codes = LabelCodes()
-    table = _read_table(path, option, Columns(kept, label, None, expected), header, ignored, codes)
+    codes = ValueCodes()
+    feature_columns = _feature_columns(path, header, label, ignored)
+    coded = _categorical(path, header, feature_columns, categorical_columns, categories)
+    table = _read_table(
+        path, option, Columns(kept, label, None, expected), header, ignored, codes, coded, categories is None
+    )
     names = header if kept is None else [header[column] for column in kept]
     label = label % table.shape[1] if kept is None else kept.index(label)
     label_name = None if header is None else names[label]
+    found = {}
+    for column, values in coded.items():  # the categories in order, and the cells' indices among them
+        at = column if kept is None else kept.index(column)
+        found[feature_columns.index(column)], table[:, at] = values.remapped(table[:, at])
+        declared = categories is not None or column in _declared(header, feature_columns, categorical_columns)
+        name = printable(header[column])[:40] if header else None
+        check_categories(path, name or str(column + 1), found[feature_columns.index(column)], table[:, at],
+                         declared, f"data.ignore_columns=[{name}]" if name else "remove it")  # fmt: skip
     unlabelled = np.isnan(table[:, label])
     if unlabelled.any():  # rows without a label: nothing to learn or score
         table = table[~unlabelled]
@@ -142,7 +165,78 @@ def read_labelled_csv(
     labels = table[:, label].astype(np.int64)
     if (position != np.arange(len(position))).any():  # codes not yet in class order (text labels)
         labels = position[labels]
-    return LabelledRows(features, labels, feature_names, label_name, int(unlabelled.sum()), classes)
+    rows = LabelledRows(features, labels, feature_names, label_name, int(unlabelled.sum()), classes)
+    return rows._replace(categories=dict(sorted(found.items())) or None)
+
+
+MAX_CATEGORIES = 200  # categories a column may have: more are an ID or free text, whose one-hot would swamp
+
+
+def _feature_columns(path: Path, header: list[str] | None, label: int, ignored: Sequence[int]) -> list[int]:
+    """The file's feature columns: all but the label and the ignored ones (counted in the header, or
+    in the first data line of a file without one)."""
+    width = len(header) if header else len(next(_data_lines(path), (0, []))[1])
+    return [column for column in range(width) if column != label % max(width, 1) and column not in ignored]
+
+
+def _categorical(
+    path: Path, header: list[str] | None, feature_columns: list[int], declared: Sequence[str | int],
+    categories: dict[int, list[str]] | None,
+) -> "dict[int, ValueCodes]":  # fmt: skip
+    """A coder for each categorical file column known before reading: those ``categories`` fixes (a
+    model's, by feature index), else those ``declared`` (``data.categorical_columns``)."""
+    if categories is not None:
+        if bad := [index for index in categories if not 0 <= int(index) < len(feature_columns)]:
+            raise InputError(f"{path}: the model's categorical feature {bad[0]} is not among its features")
+        return {feature_columns[int(index)]: ValueCodes(names) for index, names in categories.items()}
+    return {column: ValueCodes() for column in _declared(header, feature_columns, declared)}
+
+
+def _declared(
+    header: list[str] | None, feature_columns: list[int], declared: Sequence[str | int]
+) -> list[int]:
+    """The file columns ``data.categorical_columns`` names: a header's names, or feature numbers from 1 in
+    a file without a header; InputError for one that is not a feature column."""
+    columns = []
+    for column in declared or ():
+        if header is not None and column in header and header.index(column) in feature_columns:
+            columns.append(header.index(column))
+        elif header is None and isinstance(column, int) and 1 <= column <= len(feature_columns):
+            columns.append(feature_columns[column - 1])
+        else:
+            expected = (
+                "a feature's name from the header ("
+                + ", ".join(header[c] for c in feature_columns)[:200]
+                + ")"
+                if header is not None
+                else f"a feature column's number, 1 to {len(feature_columns)} (the file has no header)"
+            )
+            raise InputError(
+                f"data.categorical_columns={_listed([str(c) for c in declared])}: "
+                f"{printable(str(column))[:80]!r} is not a feature column; expected {expected}"
+            )
+    return columns
+
+
+def check_categories(
+    source, column: str, names: list[str], codes: np.ndarray, declared: bool, leave_out: str
+) -> None:
+    """Refuse, in one line, a categorical ``column`` of more than ``MAX_CATEGORIES`` values, or a text
+    column found to be categorical (not ``declared``) whose every value differs: an ID, or free text
+    (``leave_out`` says how to leave it out)."""
+    named = repr(column) if not column.isdigit() else column
+    present = int((~np.isnan(codes)).sum())
+    shown = ", ".join(repr(name)[:20] for name in names[:3])
+    if len(names) > MAX_CATEGORIES:
+        raise InputError(
+            f"{source}: column {named} holds {len(names):,} distinct values ({shown}, ...); at most "
+            f"{MAX_CATEGORIES} categories are one-hot encoded: is it an ID or free text? ({leave_out})"
+        )
+    if not declared and len(names) > 20 and len(names) == present:
+        raise InputError(
+            f"{source}: column {named} is text with a different value in every row ({shown}, ...): an ID or "
+            f"free text, not categories; leave it out ({leave_out})"
+        )
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -151,14 +245,20 @@ def _listed(names: Sequence[str]) -> str:
 
 
 def read_feature_rows(
-    path: str | Path, n_features: int, option: str = "input", feature_names: Sequence[str] | None = None
+    path: str | Path,
+    n_features: int,
+    option: str = "input",
+    feature_names: Sequence[str] | None = None,
+    categories: dict[int, list[str]] | None = None,
 ) -> np.ndarray:
     """The features, float64 ``(n, n_features)``, of rows that may also hold a label (not read).
 
     With ``feature_names`` (the model's, from its training CSV's header) and a header in the file, the
     features are the columns of those names, in that order, and the file's other columns (a label, an
     ID, text) are not read; a file without a header is read by position (the first ``n_features``
-    columns, then at most a label); a header the model has no names to match is refused.
+    columns, then at most a label); a header the model has no names to match is refused. ``categories``
+    (the model's, by feature index): those features' cells are coded by their place among them, -1 for a
+    value the model never saw.
     """
     path = Path(path)
     _check_regular_file(path, option)
@@ -183,27 +283,35 @@ def read_feature_rows(
         expected = (
             f"{{width}} comma-separated values, as the header names ({n_features} of them the features)"
         )
-        return _read_table(path, option, Columns(columns, None, None, expected), header, others)
+        coded = {columns[int(index)]: ValueCodes(names) for index, names in (categories or {}).items()}
+        return _read_table(path, option, Columns(columns, None, None, expected), header, others, coded=coded)
     widths = (n_features, n_features + 1)
     expected = (
         f"{n_features} or {n_features + 1} comma-separated values ({n_features} features, optionally a label)"
     )
-    return _read_table(path, option, Columns(columns, None, widths, expected), header)
+    coded = {int(index): ValueCodes(names) for index, names in (categories or {}).items()}
+    return _read_table(path, option, Columns(columns, None, widths, expected), header, coded=coded)
 
 
 def _read_table(
     path: Path, option: str, columns: Columns, header: list[str] | None, ignored: Sequence[int] = (),
-    labels: "LabelCodes | None" = None,
+    labels: "ValueCodes | None" = None, coded: "dict[int, ValueCodes] | None" = None, infer: bool = False,
 ) -> np.ndarray:  # fmt: skip
     """The data rows as a float64 array: every column of a labelled line (its label as its code in
     ``labels``, a missing label as NaN), or the columns read, in their order; all lines must have the
-    width of the first one. ``header``: the file's names; ``ignored``: columns never read as numbers."""
-    table = _parsed_by_pandas(path, header, ignored, labels, columns.label)
+    width of the first one. ``header``: the file's names; ``ignored``: columns never read as numbers;
+    ``coded``: the categorical columns, each cell its code in the column's coder, to which ``infer`` adds
+    the text feature columns found (most of their cells not numbers)."""
+    coded = {} if coded is None else coded
+    table = _parsed_by_pandas(path, header, ignored, labels, columns.label, coded, infer)
     if table is None or not _acceptable(table, columns):
-        fresh = LabelCodes() if labels is not None else None  # the codes of the pandas pass, forgotten
-        table = _parsed_line_by_line(path, option, columns, header, fresh)
+        fresh = ValueCodes() if labels is not None else None  # the codes of the pandas pass, forgotten
+        fresh_coded = {column: values.fresh() for column, values in coded.items()}
+        table = _parsed_line_by_line(path, option, columns, header, fresh, fresh_coded)
         if labels is not None:
             labels.keys = fresh.keys
+        for column, values in fresh_coded.items():
+            coded[column].keys = values.keys
         return table
     if columns.features is None:
         return table
@@ -214,25 +322,33 @@ def _read_table(
 MAX_CLASSES = 20  # a label column of more distinct values than this is no class label
 
 
-class LabelCodes:
-    """A label column's distinct values (its classes), each given a code as it is first met: a number by
-    its value (``1`` and ``1.0`` are one class), text as written, stripped; a missing label (an empty
-    cell, ``NA``, ...) is NaN. ``ordered`` then puts the classes in order: numbers by value, then text."""
+class ValueCodes:
+    """The distinct values of a label column (its classes) or of a categorical feature column (its
+    categories), each given a code as it is first met: a number by its value (``1`` and ``1.0`` are one
+    value), text as written, stripped; a missing cell (empty, ``NA``, ...) is NaN. ``ordered`` then puts
+    the values in order: numbers by value, then text.
 
-    def __init__(self) -> None:
+    ``known``: a fixed list of values (a trained model's categories, ``ordered``'s names), coded by their
+    place in it; a value not in it is coded -1 (unseen)."""
+
+    def __init__(self, known: Sequence[str] | None = None) -> None:
         self.keys: dict[float | str, int] = {}
+        self.frozen = known is not None
+        for name in known or ():
+            self.keys.setdefault(_key(name), len(self.keys))
+
+    def fresh(self) -> "ValueCodes":
+        """A coder of the same fixed values, or of none yet."""
+        return ValueCodes([_name(key) for key in self.keys] if self.frozen else None)
 
     def code(self, cell: str) -> float:
-        """The code of one label cell (NaN for a missing label)."""
+        """The code of one cell (NaN for a missing value)."""
         text = str(cell).strip()
         if not text or text.upper() in MISSING_MARKS:
             return math.nan
-        try:
-            key: float | str = float(text)
-        except ValueError:
-            key = printable(text)[:200]  # a class name, as a setting holds one
-        if isinstance(key, float) and not math.isfinite(key):
-            key = text
+        key = _key(text)
+        if self.frozen:
+            return float(self.keys.get(key, -1))
         return float(self.keys.setdefault(key, len(self.keys)))
 
     def codes(self, cells: pd.Series) -> np.ndarray:
@@ -253,13 +369,25 @@ class LabelCodes:
         codes[np.isnan(values)] = math.nan
         return codes
 
+    def remapped(self, codes: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """The values in order (``ordered``), and ``codes`` as indices among them (NaN and -1 kept)."""
+        names, position = self.ordered()
+        if (position == np.arange(len(position))).all():
+            return names, codes
+        found = codes >= 0  # False for NaN and -1
+        remapped = codes.copy()
+        remapped[found] = position[codes[found].astype(np.int64)]
+        return names, remapped
+
     def ordered(self) -> tuple[list[str], np.ndarray]:
         """The class names in order (a number written as ``%g``), and each code's index among them."""
+        if self.frozen:  # the given order
+            return [_name(key) for key in self.keys], np.arange(len(self.keys))
         keys = sorted(self.keys, key=lambda key: (isinstance(key, str), key))
         position = np.empty(len(keys), np.int64)
         for index, key in enumerate(keys):
             position[self.keys[key]] = index
-        return [key if isinstance(key, str) else f"{key:g}" for key in keys], position
+        return [_name(key) for key in keys], position
 
     def check_classes(self, path: Path, name: str | None) -> None:
         """Refuse, in one line, a label column of measurements (fractions, or more than ``MAX_CLASSES``
@@ -285,6 +413,21 @@ class LabelCodes:
             )
 
 
+def _key(text: str) -> float | str:
+    """How ``ValueCodes`` tells values apart: a number by its value, text as written (printable, at most
+    200 characters, as a setting holds a name)."""
+    try:
+        key: float | str = float(text)
+    except ValueError:
+        return printable(text)[:200]
+    return key if math.isfinite(key) else text
+
+
+def _name(key: float | str) -> str:
+    """A value's name: text as it is, a number as ``%g`` (``1``, ``2.5``)."""
+    return key if isinstance(key, str) else f"{key:g}"
+
+
 def _check_regular_file(path: Path, option: str) -> None:
     """Refuse a missing path, a folder, what is not a regular file (a FIFO or a device would never end,
     or block) and a file past ``MAX_CSV_BYTES``, before anything is read."""
@@ -302,8 +445,8 @@ def _check_not_blank(path: Path) -> None:
 
 
 def _parsed_by_pandas(
-    path: Path, header: list[str] | None, ignored: Sequence[int] = (), labels: "LabelCodes | None" = None,
-    label: int | None = None,
+    path: Path, header: list[str] | None, ignored: Sequence[int] = (), labels: "ValueCodes | None" = None,
+    label: int | None = None, coded: "dict[int, ValueCodes] | None" = None, infer: bool = False,
 ) -> np.ndarray | None:  # fmt: skip
     """Every data row parsed by pandas' C parser (after the ``header`` line, if ``_header`` found one), a
     chunk of rows at a time, into one float64 array, so that the table is held once; None if pandas
@@ -313,14 +456,25 @@ def _parsed_by_pandas(
 
     The ``label`` column (an index, or None for a table without labels) holds ``labels``' code of each
     row's label: its numbers are read as numbers first, and only if a label is text is the file read
-    again with that column as text."""
+    again with that column as text. The ``coded`` columns (categorical features) are read as text, each
+    cell replaced by its code; with ``infer``, a feature column most of whose cells are text found on
+    that second reading joins them."""
     labelled = labels is not None and label is not None
+    coded = {} if coded is None else coded
     if labelled:  # the label's position, counted from the start: -1 is the first row's last column
         label %= len(header) if header else len(next(_data_lines(path), (0, [""]))[1])
-    table = _parsed_chunks(path, header, ignored, labels if labelled else None, label)
-    if table is None and labelled:
-        labels.keys.clear()
-        table = _parsed_chunks(path, header, ignored, labels, label, text_labels=True)
+    table = _parsed_chunks(path, header, ignored, labels if labelled else None, label, coded=coded)
+    if table is None and (labelled or infer):
+        text_labels, found = _text_columns(path, header, ignored, label if labelled else None, infer)
+        if not text_labels and not (found - set(coded)):
+            return None  # nothing read as text would help: the line reader says what is wrong
+        if labelled:
+            labels.keys.clear()
+        for column in found - set(coded):
+            coded[column] = ValueCodes()
+        for values in coded.values():
+            values.keys = values.fresh().keys
+        table = _parsed_chunks(path, header, ignored, labels if labelled else None, label, text_labels, coded)
     if table is None:
         return None
     # pandas pads a row short of cells with NaN, as if its last cells were empty: with NaN in the table,
@@ -331,13 +485,15 @@ def _parsed_by_pandas(
 
 
 def _parsed_chunks(
-    path: Path, header: list[str] | None, ignored: Sequence[int] = (), labels: "LabelCodes | None" = None,
-    label: int | None = None, text_labels: bool = False,
+    path: Path, header: list[str] | None, ignored: Sequence[int] = (), labels: "ValueCodes | None" = None,
+    label: int | None = None, text_labels: bool = False, coded: "dict[int, ValueCodes] | None" = None,
 ) -> np.ndarray | None:  # fmt: skip
     """``_parsed_by_pandas``' one pass: every column as numbers, but the ``ignored`` ones (0) and, with
     ``labels``, the ``label`` column, each cell replaced by its code a chunk at a time (so that a large
-    table's label column is never copied whole); ``text_labels``: that column is read as text."""
-    text = [*ignored, *([label] if text_labels else [])]
+    table's label column is never copied whole); ``text_labels``: that column is read as text, as the
+    ``coded`` columns are, each cell replaced by its code."""
+    coded = coded or {}
+    text = [*ignored, *([label] if text_labels else []), *coded]
     try:
         with path.open("rb") as raw:
             chunks = pd.read_csv(
@@ -355,6 +511,8 @@ def _parsed_chunks(
             for chunk in chunks:
                 if text_labels:
                     chunk[label] = labels.codes(chunk[label])
+                for column, values in coded.items():
+                    chunk[column] = values.codes(chunk[column])
                 if ignored:
                     chunk[list(ignored)] = 0.0
                 values = chunk.to_numpy(np.float64)
@@ -369,6 +527,48 @@ def _parsed_chunks(
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, _LineTooLong):
         return None  # unparsable numbers, ragged rows, not UTF-8: the line-by-line reader says where
     return table[:rows] if rows else None
+
+
+def _text_columns(
+    path: Path, header: list[str] | None, ignored: Sequence[int], label: int | None, features: bool
+) -> tuple[bool, set[int]]:
+    """Which columns hold text, read once more with every cell as text (rows of the wrong width skipped:
+    the line reader names them): whether the ``label`` column holds a cell that is not a number, and,
+    with ``features``, the other columns most of whose cells are not numbers (categorical). A column
+    most of whose cells are numbers is numeric, its text a mistake the line reader names."""
+    present: dict[int, int] = {}
+    numeric: dict[int, int] = {}
+    try:
+        with path.open("rb") as raw:
+            chunks = pd.read_csv(
+                io.BufferedReader(_BoundedLines(raw)),
+                header=0 if header else None,
+                names=range(len(header)) if header else None,
+                dtype=object,
+                na_values=NA_VALUES,
+                keep_default_na=False,
+                skipinitialspace=True,
+                encoding="utf-8-sig",
+                chunksize=CHUNK_ROWS,
+                on_bad_lines="skip",
+            )
+            for chunk in chunks:
+                for column in chunk.columns:
+                    if column in ignored:
+                        continue
+                    cells = chunk[column].dropna()
+                    present[column] = present.get(column, 0) + len(cells)
+                    numbers = int(pd.to_numeric(cells, errors="coerce").notna().sum())
+                    numeric[column] = numeric.get(column, 0) + numbers
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, _LineTooLong):
+        return False, set()
+    text_label = label is not None and numeric.get(label, 0) < present.get(label, 0)
+    found = {
+        int(column)
+        for column in present
+        if features and column != label and 2 * numeric[column] < present[column]
+    }
+    return text_label, found
 
 
 def _every_line_has_cells(path: Path, width: int) -> bool:
@@ -462,12 +662,13 @@ def _acceptable(table: np.ndarray, columns: Columns) -> bool:
 
 
 def _parsed_line_by_line(
-    path: Path, option: str, columns: Columns, names: list[str] | None, labels: LabelCodes | None = None
-) -> np.ndarray:
+    path: Path, option: str, columns: Columns, names: list[str] | None, labels: ValueCodes | None = None,
+    coded: dict[int, ValueCodes] | None = None,
+) -> np.ndarray:  # fmt: skip
     """Parse every data line in Python, raising InputError at the first bad one (naming its column as
     the header ``names`` it): a labelled table keeps every column, a table of features only the columns
     read, in their order."""
-    labels = labels if labels is not None else LabelCodes()  # the label column holds each label's code
+    labels = labels if labels is not None else ValueCodes()  # the label column holds each label's code
     values, width, read = array("d"), None, []  # 8 bytes a value, as numpy's table: no Python floats
     for line, cells in _data_lines(path):
         if width is None:
@@ -487,7 +688,7 @@ def _parsed_line_by_line(
             raise InputError(
                 f"{path}, line {line}: {len(cells)} values, but the lines before it have {width}"
             )
-        values.extend(_parse_row(path, line, cells, read, label, names, labels))
+        values.extend(_parse_row(path, line, cells, read, label, names, labels, coded or {}))
     if width is None:
         raise InputError(f"{path}: no data rows; expected lines of comma-separated numbers")
     return np.frombuffer(values, dtype=np.float64).reshape(-1, len(read))
@@ -583,12 +784,12 @@ def _is_number(cell: str) -> bool:
 
 def _parse_row(
     path: Path, line: int, cells: list[str], read: list[int], label: int | None, names: list[str] | None,
-    labels: LabelCodes | None = None,
+    labels: ValueCodes | None = None, coded: dict[int, ValueCodes] | None = None,
 ) -> list[float]:  # fmt: skip
-    """Convert the cells ``read`` to floats (the label to its code in ``labels``), or raise InputError
-    naming the line, column and problem, and what to do about it: encode a text column. A missing value
-    (an empty cell, a mark such as ``NA``) is NaN."""
-    values = []
+    """Convert the cells ``read`` to floats (the label to its code in ``labels``, a categorical column's
+    cell to its code in ``coded``), or raise InputError naming the line, column and problem, and what to
+    do about it. A missing value (an empty cell, a mark such as ``NA``) is NaN."""
+    values, coded = [], coded or {}
     for column in read:
         cell = cells[column]
         try:
@@ -597,18 +798,20 @@ def _parse_row(
             value = None
         if column == label:
             value = labels.code(cell)  # NaN: a row without a label, left out by read_labelled_csv
+        elif column in coded:
+            value = coded[column].code(cell)  # NaN where missing: a category of its own in the model
         elif not cell.strip() or cell.strip().upper() in MISSING_MARKS:
             value = math.nan  # a missing value: the model fills it with the training rows' median
         elif value is None:
-            left_out = (
-                f" (data.ignore_columns=[{printable(names[column])[:40]}])"
-                if names and label is not None
-                else ""
-            )
-            raise InputError(
-                f"{_cell(path, line, column, names)}: {_shown(cell)} is not a number; a text column must be "
-                f"encoded as numbers (e.g. one column of 0/1 a category) or left out{left_out}"
-            )
+            if label is None:  # rows to score: the model says which columns are numbers
+                fix = "the model reads this column as numbers; correct it, or empty it to mark it missing"
+            else:
+                named = printable(names[column])[:40] if names else str(column + 1)
+                fix = (
+                    "the column is read as numbers (most of its cells are); correct it, or empty it to mark "
+                    f"it missing (data.categorical_columns=[{named}] reads the column as categories)"
+                )
+            raise InputError(f"{_cell(path, line, column, names)}: {_shown(cell)} is not a number; {fix}")
         elif not math.isfinite(value):
             raise InputError(
                 f"{_cell(path, line, column, names)}: {_shown(cell)} is not a finite number; "

@@ -2,8 +2,10 @@
 
 For a Python session: ``PimaDataModule(frame=df, label_column="target")``. The label is the column
 ``label_column`` names, else the last one; every other column is a feature, but those ``ignore_columns``
-names. Features must be numbers (booleans count as 0/1) within float32's reach, or missing (NaN, None); a row
-without a label is left out; the label's distinct values (numbers, text, booleans) are the classes, in order.
+names. Features must be numbers (booleans count as 0/1) within float32's reach, or missing (NaN, None), or
+categories: a column of text or pandas' ``category`` dtype, or one ``categorical_columns`` names, coded as
+a CSV's are. A row without a label is left out; the label's distinct values (numbers, text, booleans) are
+the classes, in order.
 Each refusal is one line naming the column, and the row by the frame's index.
 """
 
@@ -14,16 +16,23 @@ import numpy as np
 import pandas as pd
 
 from pima_lightning.errors import InputError
-from pima_lightning.inputs.csvfile import MAX_MAGNITUDE, LabelCodes, LabelledRows
+from pima_lightning.inputs.csvfile import MAX_MAGNITUDE, LabelledRows, ValueCodes, check_categories
 from pima_lightning.inputs.files import CONTROL, printable
 
 SOURCE = "<DataFrame>"  # what a run on a DataFrame names as its data, in messages and checkpoints
 
 
 def labelled_frame(
-    frame: pd.DataFrame, label_column: str | None = None, ignore_columns: Sequence[str] = ()
+    frame: pd.DataFrame,
+    label_column: str | None = None,
+    ignore_columns: Sequence[str] = (),
+    categorical_columns: Sequence[str] = (),
+    categories: dict[int, list[str]] | None = None,
 ) -> LabelledRows:
-    """The rows of ``frame`` in its order: float64 features, 0/1 labels, the columns' names."""
+    """The rows of ``frame`` in its order: float64 features (a categorical one's cells coded by their
+    category's index), the labels' class indices, the columns' names. ``categories`` fixes the
+    categorical features and their categories (a trained model's, by feature index), as
+    ``read_labelled_csv`` does."""
     if not isinstance(frame, pd.DataFrame):
         raise InputError(f"frame: expected a pandas DataFrame, found {type(frame).__name__}")
     names = [str(name) for name in frame.columns]
@@ -36,6 +45,7 @@ def labelled_frame(
     for setting, wanted in (
         ("label_column", [label_column] if label_column else []),
         ("ignore_columns", ignore_columns),
+        ("categorical_columns", [str(name) for name in categorical_columns or ()]),
     ):
         if missing := [name for name in wanted if name not in names]:
             raise InputError(
@@ -52,7 +62,7 @@ def labelled_frame(
         raise InputError("frame: no feature column; a table needs a label column and at least one feature")
     if not len(frame):
         raise InputError("frame: no rows")
-    cells, codes = frame.iloc[:, label], LabelCodes()
+    cells, codes = frame.iloc[:, label], ValueCodes()
     numeric = pd.api.types.is_numeric_dtype(cells) and not pd.api.types.is_bool_dtype(cells)
     found = codes.numbers(cells.to_numpy(np.float64, na_value=np.nan)) if numeric else codes.codes(cells)
     labelled = ~np.isnan(found)
@@ -61,12 +71,36 @@ def labelled_frame(
     codes.check_classes(SOURCE, names[label])
     classes, position = codes.ordered()
     labels = position[found[labelled].astype(np.int64)]
-    table = np.empty((int(labelled.sum()), len(features)))
+    declared = {names.index(str(name)) for name in categorical_columns or ()}
+    if declared & {label}:
+        raise InputError(f"categorical_columns: {names[label]!r} is the label column; name feature columns")
+    fixed = {features[int(index)]: names for index, names in (categories or {}).items()}
+    table, found = np.empty((int(labelled.sum()), len(features))), {}
     for position, column in enumerate(features):
-        table[:, position] = _numbers(frame, column, names[column])[labelled]
-    return LabelledRows(
+        cells = frame.iloc[:, column]
+        if column in fixed or (categories is None and (column in declared or _is_text(cells))):
+            values = ValueCodes(fixed.get(column))
+            found[position], coded = values.remapped(values.codes(cells))
+            check_categories("frame", names[column], found[position], coded, column in declared or column
+                             in fixed, f"ignore_columns=[{printable(names[column])[:40]}]")  # fmt: skip
+            table[:, position] = coded[labelled]
+        else:
+            table[:, position] = _numbers(frame, column, names[column])[labelled]
+    rows = LabelledRows(
         table, labels, [names[c] for c in features], names[label], int((~labelled).sum()), classes
     )
+    return rows._replace(categories=found or None)
+
+
+def _is_text(cells: pd.Series) -> bool:
+    """Whether a column is categories: pandas' ``category`` dtype, or text most of whose values are not
+    numbers (a column of numbers with a stray word is numbers, and the word a mistake to name)."""
+    if isinstance(cells.dtype, pd.CategoricalDtype):
+        return True
+    if pd.api.types.is_numeric_dtype(cells) or pd.api.types.is_bool_dtype(cells):
+        return False
+    present = cells.dropna()
+    return 2 * int(pd.to_numeric(present, errors="coerce").notna().sum()) < len(present)
 
 
 def _numbers(frame: pd.DataFrame, column: int, name: str) -> np.ndarray:
@@ -76,8 +110,9 @@ def _numbers(frame: pd.DataFrame, column: int, name: str) -> np.ndarray:
     if (text := np.isnan(numbers) & values.notna().to_numpy()).any():
         row = int(np.flatnonzero(text)[0])
         raise InputError(
-            f"{_cell(frame, row, name)}: {printable(str(values.iloc[row]))[:16]!r} is not a number; encode "
-            f"the text column as numbers or leave it out (ignore_columns=[{name}])"
+            f"{_cell(frame, row, name)}: {printable(str(values.iloc[row]))[:16]!r} is not a number, though "
+            f"most of the column's values are; correct it, or make it NaN to mark it missing "
+            f"(categorical_columns=[{printable(name)[:40]}] reads the column as categories)"
         )
     if (bad := np.abs(numbers) > MAX_MAGNITUDE).any():  # NaN, a missing value, is filled by the model
         row = int(np.flatnonzero(bad)[0])

@@ -112,6 +112,7 @@ def evaluate(
     else:
         data_settings = {"path": str(source.csv_path), **split}
     datamodule = PimaDataModule(**data_settings)
+    datamodule.categories = model.hparams.get("categories") or {}  # coded as the model was trained
     datamodule.prepare_data()
     datamodule.setup("test")
     trained = (model.hparams.n_features, model.hparams.feature_names)

@@ -4,13 +4,16 @@ Hand-written because Lightning's ModelSummary also lists the loss and metric mod
 per-layer output shapes without an example input; this table lists the network's layers as Keras does.
 """
 
+import textwrap
+
 import torch
 
 from pima_lightning.model import PimaClassifier
 
 # Keras's layer names for ours: the scaling is Keras's Normalization layer; Keras folds the ReLU into Dense
-KERAS_NAMES = {"FillMissing": "fill_missing", "Standardize": "normalization", "Linear": "dense",
-               "StackedLinear": "dense", "ReLU": "re_lu", "Dropout": "dropout"}  # fmt: skip
+KERAS_NAMES = {"FillMissing": "fill_missing", "OneHotCategories": "one_hot", "Standardize": "normalization",
+               "Linear": "dense", "StackedLinear": "dense", "ReLU": "re_lu",
+               "Dropout": "dropout"}  # fmt: skip
 
 
 def model_summary(model: PimaClassifier, scaling: str | None = None) -> str:
@@ -30,7 +33,9 @@ def model_summary(model: PimaClassifier, scaling: str | None = None) -> str:
         # the filling step is a row where it adds inputs or reads values as missing; else (the notebook's
         # model) it only fills NaN, which its training rows never held, and the table is Keras's
         filling = model.hparams.get("missing_indicators") or model.hparams.get("missing_values")
-        for layer in [*([model.fill_missing] if filling else []), model.preprocess, *model.network]:
+        encoding = [model.one_hot] if model.one_hot.columns else []  # categories: a row of its own
+        steps = [*([model.fill_missing] if filling else []), *encoding]
+        for layer in [*steps, model.preprocess, *model.network]:
             features = layer(features)
             kind = type(layer).__name__
             name = KERAS_NAMES.get(kind, kind.lower())
@@ -63,10 +68,18 @@ def model_summary(model: PimaClassifier, scaling: str | None = None) -> str:
     ]
     if model.hparams.feature_names:
         lines.append(f"Inputs: {', '.join(model.hparams.feature_names)}")
-    if indicated := model.hparams.get("missing_indicators"):
-        names = model.hparams.feature_names or [
-            f"column {index + 1}" for index in range(model.hparams.n_features)
+    names = model.hparams.feature_names or [
+        f"column {index + 1}" for index in range(model.hparams.n_features)
+    ]
+    if categories := model.hparams.get("categories"):
+        listed = [
+            f"{names[int(column)]} ({textwrap.shorten(', '.join(values), 60, placeholder=' ...')})"
+            for column, values in categories.items()
         ]
+        lines.append(
+            "Categories, one-hot (an input a category, then one for any other value): " + "; ".join(listed)
+        )
+    if indicated := model.hparams.get("missing_indicators"):
         lines.append(
             "Missing values: filled with training-row medians; a was-missing input for "
             + ", ".join(names[index] for index in indicated)

@@ -44,8 +44,10 @@ def run_record(
         labels = (datamodule.test_set if stage == "test" else datamodule.val_set).tensors[1]
         labels = labels[: scored_rows(trainer, stage, len(labels), datamodule.hparams.eval_batch_size)]
         record[f"{stage}/rows"] = len(labels)
-        record[f"{stage}/majority_share"] = max(labels.mean().item(), 1 - labels.mean().item())
-        record[f"{stage}/positive_share"] = labels.mean().item()
+        counts = torch.bincount(labels.long(), minlength=2)  # each class's rows
+        record[f"{stage}/majority_share"] = (counts.max() / max(len(labels), 1)).item()
+        if len(counts) == 2:  # the second class's share, for two classes
+            record[f"{stage}/positive_share"] = labels.mean().item()
         # data.split=none: the scored rows are the training rows, and are said to be (never "Test")
         record[f"{stage}/held_out"] = datamodule.hparams.split != "none"
     return record

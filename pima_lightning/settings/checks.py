@@ -130,6 +130,49 @@ def missing_marks(name: str, value) -> dict | None:
     return marks
 
 
+def columns(name: str, value) -> list | None:
+    """``data.categorical_columns``: columns by their header names, or by their numbers counted from 1 in
+    a file without a header; or None."""
+    if value is None:
+        return None
+    named = isinstance(value, list | tuple) and all(
+        is_printable(item) or (isinstance(item, int) and not isinstance(item, bool) and item >= 1)
+        for item in value
+    )
+    if not named:
+        raise InputError(
+            f"{name}={shown(value)}: expected a list of columns (header names, or numbers from 1 without a "
+            "header), e.g. [sex, smoker]"
+        )
+    return list(value)
+
+
+MAX_CATEGORY_COUNT = 200  # a column's categories (inputs.csvfile.MAX_CATEGORIES)
+
+
+def category_lists(name: str, value) -> dict[int, list[str]] | None:
+    """A model's categories: for each categorical feature (its index from 0), its categories' names, each
+    once; or None."""
+    if value is None:
+        return None
+    lists = isinstance(value, dict) and all(
+        isinstance(column, int)
+        and not isinstance(column, bool)
+        and 0 <= column < NETWORK_LIMITS["features"]
+        and isinstance(names, list | tuple)
+        and 1 <= len(names) <= MAX_CATEGORY_COUNT
+        and len(set(names)) == len(names)
+        and all(is_printable(item) for item in names)
+        for column, names in value.items()
+    )
+    if not lists:
+        raise InputError(
+            f"{name}={shown(value)}: expected for each categorical feature (an index from 0) a list of 1 to "
+            f"{MAX_CATEGORY_COUNT} distinct names"
+        )
+    return {column: list(names) for column, names in value.items()}
+
+
 def column_indices(name: str, value) -> list[int]:
     """Columns by their index from 0, each once, in increasing order (the model's indicator inputs)."""
     value = [] if value is None else value

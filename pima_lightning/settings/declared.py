@@ -27,8 +27,10 @@ from pima_lightning.errors import InputError
 from pima_lightning.model import torch_class
 from pima_lightning.settings.checks import (
     NETWORK_LIMITS,
+    category_lists,
     column_indices,
     column_name,
+    columns,
     flag,
     missing_marks,
     names,
@@ -115,6 +117,7 @@ DATA = {
     "label_column": Setting(column_name, fixed=True),
     "ignore_columns": Setting(partial(names, example="[patient_id]"), fixed=True),
     "missing_values": Setting(missing_marks, fixed=True),
+    "categorical_columns": Setting(columns, fixed=True),
     "class_names": Setting(partial(names, example="[benign,malignant]")),  # one a class: checked in setup
     "data_dir": Setting(partial(optional_text, what="the text of a path")),
     "url": Setting(partial(optional_text, what="a URL")),
@@ -142,6 +145,7 @@ MODEL = {
     "missing_indicators": Setting(column_indices, fixed=True),
     "missing_values": Setting(missing_marks, fixed=True),
     "classes": Setting(partial(names, example="[no,yes]"), fixed=True),
+    "categories": Setting(category_lists, fixed=True),
     "hidden": Setting(widths, fixed=True),
     "dropout": Setting(partial(number, low=0, high=1, high_open=True, what="a probability"), fixed=True),
     "l1": Setting(partial(number, low=0, what="a penalty"), fixed=True),
@@ -161,7 +165,8 @@ SCHEDULER = {"gamma": Setting(POSITIVE), "factor": Setting(POSITIVE)}
 # the value a setting had in checkpoints written before it existed
 ADDED_LATER = {"replicas": 1, "l1": 0.0, "label_column": None, "ignore_columns": None, "folds": 0,
                "scheduler": None, "missing_indicators": [], "missing_values": None,
-               "classes": ["0", "1"]}  # before text labels, every label was 0 or 1  # fmt: skip
+               "classes": ["0", "1"],  # before text labels, every label was 0 or 1
+               "categorical_columns": None, "categories": None}  # fmt: skip
 
 
 def check_settings(declared: dict[str, Setting], values: Mapping, prefix: str = "") -> dict:

@@ -3,7 +3,7 @@
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -13,7 +13,14 @@ import torch
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    SequentialSampler,
+    TensorDataset,
+)
 
 from pima_lightning.errors import InputError
 from pima_lightning.inputs.csvfile import read_feature_rows, read_labelled_csv
@@ -71,7 +78,7 @@ class PimaDataModule(L.LightningDataModule):
         val_size: float = 0.0,
         standardize: bool = True,
         batch_size: int = 10,
-        eval_batch_size: int = 128,
+        eval_batch_size: int = 4096,
         num_workers: int = 0,
         pin_memory: bool = False,
         label_column: str | None = None,
@@ -296,8 +303,18 @@ class PimaDataModule(L.LightningDataModule):
         return [f"class {value}" for value in self.classes]
 
     def train_dataloader(self) -> DataLoader:
-        """Minibatches of ``batch_size`` training rows, reshuffled every epoch."""
-        return self.loader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True)
+        """Minibatches of ``batch_size`` training rows, reshuffled every epoch: the batches
+        ``DataLoader(train_set, batch_size, shuffle=True)`` makes, each an index tensor (``IndexBatches``)."""
+        return self.loader(
+            self.train_set, batch_sampler=IndexBatches(self.row_order(), self.hparams.batch_size)
+        )
+
+    def row_order(self) -> RandomSampler | SequentialSampler:
+        """The training rows' order: shuffled every epoch, or in file order under
+        ``Trainer(overfit_batches=N)``, which trains on the same first N minibatches every epoch (Lightning
+        turns shuffling off only through ``DataLoader.sampler``, which a batch sampler leaves unused)."""
+        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
+        return SequentialSampler(self.train_set) if overfit else RandomSampler(self.train_set)
 
     def val_dataloader(self) -> DataLoader:
         """The validation rows in order, ``eval_batch_size`` at a time."""
@@ -317,11 +334,13 @@ class PimaDataModule(L.LightningDataModule):
         drawn in this process (workers only fetch rows), so a seed gives the same batches again for the
         same ``num_workers``; workers are kept between epochs rather than started again for each."""
         workers = self.hparams.num_workers
+        in_memory = isinstance(dataset, TensorDataset)  # a minibatch by one index operation
         return DataLoader(
-            dataset,
+            Minibatches(dataset) if in_memory else dataset,
             num_workers=workers,
             pin_memory=self.hparams.pin_memory,
             persistent_workers=workers > 0,
+            collate_fn=minibatch if in_memory else None,
             **settings,
         )
 
@@ -403,6 +422,54 @@ class Rows(TensorDataset):
 
     def __getitems__(self, indices) -> list[tuple[torch.Tensor, ...]]:
         return list(zip(*(tensor[indices] for tensor in self.tensors), strict=True))
+
+
+class Minibatches(Dataset):
+    """In-memory ``rows`` (a ``TensorDataset``) as this module's loaders serve them: ``__getitems__``, the
+    DataLoader's call for a whole minibatch, indexes each tensor once and returns the minibatch itself,
+    ``(features, labels)``, which ``collate_fn=minibatch`` passes on: what ``default_collate`` makes of
+    the rows one by one, without a tuple per row and their stacking. An index may be a ``(replicas,
+    rows)`` tensor (``ReplicaBatchSampler``): the minibatch is then ``(replicas, rows, ...)``. The data
+    module's ``train_set`` and the others stay ``TensorDataset``s, which a ``DataLoader`` of one's own
+    collates as usual.
+
+    Measured on 200,000 rows, batch 256 (``benchmarks/big_table.py``): fetching a minibatch row by row
+    and collating it took more than half of an epoch."""
+
+    def __init__(self, rows: TensorDataset) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index) -> tuple[torch.Tensor, ...]:
+        return self.rows[index]
+
+    def __getitems__(self, indices) -> tuple[torch.Tensor, ...]:
+        index = torch.as_tensor(indices)
+        return tuple(tensor[index] for tensor in self.rows.tensors)
+
+
+class IndexBatches(BatchSampler):
+    """``BatchSampler(sampler, batch_size, drop_last)`` whose minibatches are index tensors, cut from the
+    epoch's order in one piece: the same indices in the same minibatches, without a Python list of ints
+    a minibatch (which ``Minibatches`` would turn into a tensor again). Under DDP, Lightning injects its
+    ``DistributedSampler`` as ``sampler``."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool = False) -> None:
+        super().__init__(sampler, batch_size, drop_last)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        order = torch.as_tensor(list(self.sampler), dtype=torch.long)
+        batches = order.split(self.batch_size)
+        if self.drop_last and len(order) % self.batch_size:
+            batches = batches[:-1]
+        yield from batches
+
+
+def minibatch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The ``collate_fn`` of ``Minibatches``, whose ``__getitems__`` returns a whole minibatch."""
+    return batch
 
 
 def row_fingerprints(features: torch.Tensor, labels: torch.Tensor) -> np.ndarray:

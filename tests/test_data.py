@@ -105,7 +105,9 @@ def test_batches_are_those_of_a_shuffling_dataloader(pima_csv):
         assert torch.equal(features, their_features) and torch.equal(labels, their_labels)
     plain_val = torch.utils.data.TensorDataset(*datamodule.val_set.tensors)
     for ours_val, theirs in zip(
-        datamodule.val_dataloader(), torch.utils.data.DataLoader(plain_val, batch_size=128), strict=True
+        datamodule.val_dataloader(),
+        torch.utils.data.DataLoader(plain_val, batch_size=datamodule.hparams.eval_batch_size),
+        strict=True,
     ):
         assert all(torch.equal(mine, their) for mine, their in zip(ours_val, theirs, strict=True))
 

@@ -77,7 +77,10 @@ def test_flags_that_decide_when_to_validate(trained, read_scalars, tmp_path, ove
 
 
 def test_limit_val_batches_validates_on_the_first_batches_only(trained, pima_csv):
-    run_dir, metrics, _ = trained("trainer.max_epochs=1", "trainer.limit_val_batches=0.5")  # 128 of 254 rows
+    # the first of two batches of 128 rows: 128 of the 254
+    run_dir, metrics, _ = trained(
+        "trainer.max_epochs=1", "data.eval_batch_size=128", "trainer.limit_val_batches=0.5"
+    )
     model, _ = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     features, labels = held_out(pima_csv)
     with torch.no_grad():

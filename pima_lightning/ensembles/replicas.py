@@ -13,14 +13,14 @@ for more.
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader
 
-from pima_lightning.data import PimaDataModule
+from pima_lightning.data import IndexBatches, PimaDataModule
 from pima_lightning.ensembles.classifier import StackedClassifier
 from pima_lightning.model import PimaClassifier
 
 
-class ReplicaBatchSampler(BatchSampler):
+class ReplicaBatchSampler(IndexBatches):
     """A ``BatchSampler`` whose minibatches hold a row index per replica: a tensor ``(replicas, rows)``.
 
     Replica 0 takes ``sampler``'s order, as ``DataLoader(rows, batch_size, shuffle=True)`` would. Replica
@@ -52,12 +52,8 @@ class EnsembleDataModule(PimaDataModule):
         self.replicas = replicas
 
     def train_dataloader(self) -> DataLoader:
-        # Trainer(overfit_batches=N) trains on the same first N minibatches every epoch; Lightning turns
-        # shuffling off for it only through DataLoader.sampler, which a batch sampler leaves unused
-        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
-        order = SequentialSampler(self.train_set) if overfit else RandomSampler(self.train_set)
         rows = len(self.train_set)
-        batches = ReplicaBatchSampler(order, self.hparams.batch_size, False, self.replicas, rows)
+        batches = ReplicaBatchSampler(self.row_order(), self.hparams.batch_size, False, self.replicas, rows)
         return self.loader(self.train_set, batch_sampler=batches)
 
 

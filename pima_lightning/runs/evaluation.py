@@ -15,6 +15,7 @@ from pima_lightning.errors import InputError
 from pima_lightning.inputs.checkpoint import COLUMN_SETTINGS, load_checkpoint
 from pima_lightning.inputs.files import MAX_CSV_BYTES, sha256_of
 from pima_lightning.model import METRICS, PimaClassifier
+from pima_lightning.runs import signals
 from pima_lightning.runs.atomic import write_json
 from pima_lightning.runs.plots import diagnostic_figures, save_figures
 
@@ -38,6 +39,7 @@ def test_and_picture(
     (metrics,) = trainer.test(
         model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
     )
+    signals.stop_if_received()  # a signal during the last (or only) batch: the test did not finish
     if not trainer.is_global_zero:
         return metrics, {}
     features, labels = datamodule.test_set.tensors

@@ -42,6 +42,14 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def stop_if_received() -> None:
+    """Stop, as the signal would have, if one came while a Trainer ran: Lightning looks for SIGTERM
+    between batches only, so one that comes during a stage's last batch (a test of one batch, say) would
+    let the stage end as if nothing came. Called after each stage."""
+    if _received:
+        raise SIGTERMException() if _received[0] == signal.SIGTERM else KeyboardInterrupt
+
+
 def received(error: BaseException | None = None) -> signal.Signals | None:
     """The signal that stopped the command, if one did: one that came, or the exception one raises."""
     if _received:

@@ -95,6 +95,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         try:
             # weights only: Lightning would unpickle a ckpt_path=http://... checkpoint with arbitrary code
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+            signals.stop_if_received()  # a signal during the last batch, which Lightning let end
         except BaseException as stop:  # Lightning's answer to SIGTERM is SystemExit(None): an exit 0
             if (honest := interrupted(trainer, stop)) is not None:
                 raise honest from None

@@ -61,10 +61,10 @@ def trial_fit(epochs: int, folds: int = 5, seeds: int = 3) -> float:
     ):
         overrides = ["trainer.enable_progress_bar=false", f"trainer.max_epochs={epochs}", f"output_dir={out}"]
         cfg = compose("config", overrides=[*overrides, *fold_overrides(folds, 0, 0, "train")])
-        features, labels, splits = fold_rows(cfg)
-        members = members_of([splits], [cfg.seed + offset for offset in range(seeds)])
+        rows = fold_rows(cfg)
+        members = members_of([rows.splits], [cfg.seed + offset for offset in range(seeds)])
         started = time.perf_counter()
-        fit_members(cfg, features, labels, members, Path(out), validate=True)
+        fit_members(cfg, rows.features, rows.labels, members, Path(out), validate=True, classes=rows.classes)
         return time.perf_counter() - started
 
 

@@ -123,6 +123,7 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
         }
         rows = runs_rows(cv, fold_cfgs)
     if cv.baselines:
+        scorers = SCORES if len(np.unique(labels)) == 2 else MULTICLASS_SCORERS
         for repeat in range(repeats):
             for name, model in BASELINES.items():
                 scores = cross_validate(
@@ -130,7 +131,7 @@ def cross_validation(cfg: DictConfig, train_overrides: list[str], output_dir: Pa
                     features,
                     labels,
                     cv=splits[repeat],
-                    scoring=SCORES if len(np.unique(labels)) == 2 else MULTICLASS_SCORERS,
+                    scoring=scorers,
                 )
                 for fold in range(folds):
                     row = rows[repeat * folds + fold]

@@ -306,7 +306,7 @@ class PimaDataModule(L.LightningDataModule):
         """Minibatches of ``batch_size`` training rows, reshuffled every epoch: the batches
         ``DataLoader(train_set, batch_size, shuffle=True)`` makes, each an index tensor (``IndexBatches``)."""
         return self.loader(
-            self.train_set, batch_sampler=IndexBatches(self.row_order(), self.hparams.batch_size)
+            self.train_set, batch_sampler=IndexBatches(self.row_order(), self.hparams.batch_size, False)
         )
 
     def row_order(self) -> RandomSampler | SequentialSampler:
@@ -455,9 +455,6 @@ class IndexBatches(BatchSampler):
     epoch's order in one piece: the same indices in the same minibatches, without a Python list of ints
     a minibatch (which ``Minibatches`` would turn into a tensor again). Under DDP, Lightning injects its
     ``DistributedSampler`` as ``sampler``."""
-
-    def __init__(self, sampler, batch_size: int, drop_last: bool = False) -> None:
-        super().__init__(sampler, batch_size, drop_last)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         order = torch.as_tensor(list(self.sampler), dtype=torch.long)

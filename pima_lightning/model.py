@@ -383,14 +383,17 @@ def predicted_classes(logits: torch.Tensor) -> torch.Tensor:
 def class_scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """The loss and ``SCORES`` (``MULTICLASS_SCORES`` for K logits a row) of these rows, torchmetrics'."""
     # probabilities, not logits: torchmetrics would take logits that all lie in [0, 1] for probabilities
-    probabilities, targets = class_probabilities(logits), labels.long()
-    scores = {"loss": class_loss(logits, labels)}
-    if logits.dim() == 1:
-        return scores | {
-            name: score(probabilities, targets, validate_args=False) for name, score in SCORES.items()
-        }
-    k = logits.shape[-1]
-    return scores | {
+    loss = class_loss(logits, labels)
+    return {"loss": loss} | probability_scores(class_probabilities(logits), labels.long())
+
+
+def probability_scores(probabilities: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``SCORES`` (threshold 0.5) of P(the second class) per row ``(rows,)``, or ``MULTICLASS_SCORES`` of
+    each class's probability ``(rows, K)``, for rows of the classes ``targets`` (long) gives."""
+    if probabilities.dim() == 1:
+        return {name: score(probabilities, targets, validate_args=False) for name, score in SCORES.items()}
+    k = probabilities.shape[-1]
+    return {
         name: score(probabilities, targets, num_classes=k, validate_args=False)
         for name, score in MULTICLASS_SCORES.items()
     }

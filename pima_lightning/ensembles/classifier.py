@@ -357,7 +357,7 @@ def row_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     if logits.dim() == 2:
         return F.binary_cross_entropy_with_logits(logits, labels.expand_as(logits), reduction="none")
     targets = labels.long().expand(logits.shape[:-1])
-    return -logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return F.cross_entropy(logits.movedim(-1, 1), targets, reduction="none")  # torch takes classes second
 
 
 def worst_seed(accuracies: Sequence[float], folds: Sequence[int]) -> float:

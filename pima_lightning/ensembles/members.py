@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from pima_lightning.data import fitted_inputs, input_width, missing_columns
-from pima_lightning.model import MULTICLASS_SCORES, SCORES
+from pima_lightning.model import probability_scores
 
 # seeds a fold (cv.seeds, tune.seeds): each is a network of its own in one run, so 10^6 of them ended in
 # a bad_alloc traceback; 1,000 x 10 folds of the notebook's network is 1.9M parameters
@@ -146,10 +146,5 @@ class MembersDataModule(L.LightningDataModule):
 def scores_of(probabilities, labels) -> dict[str, float]:
     """The scores (torchmetrics', the core's) of ``probabilities``: P(the second class) per row, or each
     class's ``(rows, K)``, for rows of these classes."""
-    probabilities, targets = torch.as_tensor(probabilities), torch.as_tensor(labels).long()
-    if probabilities.dim() == 1:  # threshold 0.5
-        return {name: float(score(probabilities, targets)) for name, score in SCORES.items()}
-    k = probabilities.shape[-1]
-    return {
-        name: float(score(probabilities, targets, num_classes=k)) for name, score in MULTICLASS_SCORES.items()
-    }
+    scores = probability_scores(torch.as_tensor(probabilities), torch.as_tensor(labels).long())
+    return {name: float(value) for name, value in scores.items()}

@@ -137,7 +137,8 @@ def read_labelled_csv(
     kept = [column for column in range(len(header)) if column not in ignored] if ignored else None
     codes = ValueCodes()
     feature_columns = _feature_columns(path, header, label, ignored)
-    coded = _categorical(path, header, feature_columns, categorical_columns, categories)
+    declared = _declared(header, feature_columns, categorical_columns)
+    coded = _categorical(path, feature_columns, declared, categories)
     table = _read_table(
         path, option, Columns(kept, label, None, expected), header, ignored, codes, coded, categories is None
     )
@@ -148,24 +149,23 @@ def read_labelled_csv(
     for column, values in coded.items():  # the categories in order, and the cells' indices among them
         at = column if kept is None else kept.index(column)
         found[feature_columns.index(column)], table[:, at] = values.remapped(table[:, at])
-        declared = categories is not None or column in _declared(header, feature_columns, categorical_columns)
         name = printable(header[column])[:40] if header else None
         check_categories(path, name or str(column + 1), found[feature_columns.index(column)], table[:, at],
-                         declared, f"data.ignore_columns=[{name}]" if name else "remove it")  # fmt: skip
+                         categories is not None or column in declared,
+                         f"data.ignore_columns=[{name}]" if name else "remove it")  # fmt: skip
     unlabelled = np.isnan(table[:, label])
     if unlabelled.any():  # rows without a label: nothing to learn or score
         table = table[~unlabelled]
         if not len(table):
             raise InputError(f"{path}: no row has a label; expected a class in the label column")
     codes.check_classes(path, label_name)
-    classes, position = codes.ordered()
+    classes, labels = codes.remapped(table[:, label])  # re-indexed only when text put them out of order
     width = table.shape[1]
     features = table[:, :label] if label == width - 1 else np.delete(table, label, axis=1)
     feature_names = None if header is None else [name for i, name in enumerate(names) if i != label]
-    labels = table[:, label].astype(np.int64)
-    if (position != np.arange(len(position))).any():  # codes not yet in class order (text labels)
-        labels = position[labels]
-    rows = LabelledRows(features, labels, feature_names, label_name, int(unlabelled.sum()), classes)
+    rows = LabelledRows(
+        features, labels.astype(np.int64), feature_names, label_name, int(unlabelled.sum()), classes
+    )
     return rows._replace(categories=dict(sorted(found.items())) or None)
 
 
@@ -180,16 +180,21 @@ def _feature_columns(path: Path, header: list[str] | None, label: int, ignored: 
 
 
 def _categorical(
-    path: Path, header: list[str] | None, feature_columns: list[int], declared: Sequence[str | int],
-    categories: dict[int, list[str]] | None,
-) -> "dict[int, ValueCodes]":  # fmt: skip
+    path: Path, feature_columns: list[int], declared: list[int], categories: dict[int, list[str]] | None
+) -> "dict[int, ValueCodes]":
     """A coder for each categorical file column known before reading: those ``categories`` fixes (a
-    model's, by feature index), else those ``declared`` (``data.categorical_columns``)."""
+    model's, by feature index), else the ``declared`` file columns (``data.categorical_columns``)."""
     if categories is not None:
         if bad := [index for index in categories if not 0 <= int(index) < len(feature_columns)]:
             raise InputError(f"{path}: the model's categorical feature {bad[0]} is not among its features")
-        return {feature_columns[int(index)]: ValueCodes(names) for index, names in categories.items()}
-    return {column: ValueCodes() for column in _declared(header, feature_columns, declared)}
+        return fixed_coders(categories, feature_columns)
+    return {column: ValueCodes() for column in declared}
+
+
+def fixed_coders(categories: dict[int, list[str]] | None, columns: Sequence[int]) -> "dict[int, ValueCodes]":
+    """A coder of each of a model's categorical features (``categories``, by feature index), by the file
+    column ``columns`` gives that feature."""
+    return {columns[int(index)]: ValueCodes(names) for index, names in (categories or {}).items()}
 
 
 def _declared(
@@ -283,13 +288,13 @@ def read_feature_rows(
         expected = (
             f"{{width}} comma-separated values, as the header names ({n_features} of them the features)"
         )
-        coded = {columns[int(index)]: ValueCodes(names) for index, names in (categories or {}).items()}
+        coded = fixed_coders(categories, columns)
         return _read_table(path, option, Columns(columns, None, None, expected), header, others, coded=coded)
     widths = (n_features, n_features + 1)
     expected = (
         f"{n_features} or {n_features + 1} comma-separated values ({n_features} features, optionally a label)"
     )
-    coded = {int(index): ValueCodes(names) for index, names in (categories or {}).items()}
+    coded = fixed_coders(categories, columns)
     return _read_table(path, option, Columns(columns, None, widths, expected), header, coded=coded)
 
 
@@ -566,9 +571,15 @@ def _text_columns(
     found = {
         int(column)
         for column in present
-        if features and column != label and 2 * numeric[column] < present[column]
+        if features and column != label and mostly_text(present[column], numeric[column])
     }
     return text_label, found
+
+
+def mostly_text(cells: int, numbers: int) -> bool:
+    """Whether a column of ``cells`` present cells, ``numbers`` of them numbers, is text (categories): a
+    column most of whose cells are numbers is numbers, and its text a mistake to name."""
+    return 2 * numbers < cells
 
 
 def _every_line_has_cells(path: Path, width: int) -> bool:

@@ -16,7 +16,13 @@ import numpy as np
 import pandas as pd
 
 from pima_lightning.errors import InputError
-from pima_lightning.inputs.csvfile import MAX_MAGNITUDE, LabelledRows, ValueCodes, check_categories
+from pima_lightning.inputs.csvfile import (
+    MAX_MAGNITUDE,
+    LabelledRows,
+    ValueCodes,
+    check_categories,
+    mostly_text,
+)
 from pima_lightning.inputs.files import CONTROL, printable
 
 SOURCE = "<DataFrame>"  # what a run on a DataFrame names as its data, in messages and checkpoints
@@ -69,8 +75,8 @@ def labelled_frame(
     if not labelled.any():
         raise InputError(f"frame: no row has a label; expected a class in the column {names[label]!r}")
     codes.check_classes(SOURCE, names[label])
-    classes, position = codes.ordered()
-    labels = position[found[labelled].astype(np.int64)]
+    classes, labels = codes.remapped(found[labelled])
+    labels = labels.astype(np.int64)
     declared = {names.index(str(name)) for name in categorical_columns or ()}
     if declared & {label}:
         raise InputError(f"categorical_columns: {names[label]!r} is the label column; name feature columns")
@@ -100,7 +106,7 @@ def _is_text(cells: pd.Series) -> bool:
     if pd.api.types.is_numeric_dtype(cells) or pd.api.types.is_bool_dtype(cells):
         return False
     present = cells.dropna()
-    return 2 * int(pd.to_numeric(present, errors="coerce").notna().sum()) < len(present)
+    return mostly_text(len(present), int(pd.to_numeric(present, errors="coerce").notna().sum()))
 
 
 def _numbers(frame: pd.DataFrame, column: int, name: str) -> np.ndarray:

@@ -78,7 +78,8 @@ def _top_level_settings() -> set[str]:
 def check_unknown_settings(cfg: DictConfig) -> None:
     """Refuse a top-level setting the train config does not have (``+epochs=5``, a Keras habit that
     Hydra's own hint suggests), naming the closest setting it does have (``trainer.max_epochs``)."""
-    unknown = [key for key in cfg if key not in _top_level_settings()]
+    top_level = _top_level_settings()
+    unknown = [key for key in cfg if key not in top_level]
     if unknown:
         known = OmegaConf.to_container(_default_train_config(), resolve=False)  # nothing resolved: keys only
         settings = [

@@ -11,6 +11,8 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from pima_lightning.data import PimaDataModule
 from pima_lightning.errors import InputError
 from pima_lightning.model import PimaClassifier
+from pima_lightning.runs import loggers
+from pima_lightning.runs.loggers import EpochTensorBoardLogger
 from pima_lightning.train import train
 
 METRIC_NAMES = ("loss", "acc", "auroc", "f1", "precision", "recall")
@@ -158,6 +160,25 @@ def test_resume_from_an_interrupted_run_matches_an_uninterrupted_one(make_config
     )
     assert resumed == uninterrupted
     assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["epochs"] == 4
+
+
+def test_tensorboard_events_are_flushed_at_most_once_a_second_and_all_at_the_end(tmp_path, monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(loggers.time, "monotonic", lambda: clock[0])
+    logger = EpochTensorBoardLogger(save_dir=str(tmp_path), name="tensorboard", version="")
+    flushes = []
+    monkeypatch.setattr(logger.experiment, "flush", lambda: flushes.append(clock[0]))
+    for epoch in range(40):  # Lightning saves after each log_metrics
+        logger.log_metrics({"val/loss": 1 / (epoch + 1), "epoch": epoch})
+        logger.save()
+        clock[0] += 0.25  # four epochs a second
+    assert flushes == [100.0 + second for second in range(10)]  # the first, then once a second
+    monkeypatch.undo()
+    logger.finalize("success")
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("val/loss")] == list(range(40))
+    assert (tmp_path / "tensorboard" / "hparams.yaml").is_file()  # Lightning's, written by the last save
 
 
 def test_training_pictures_reach_tensorboard(make_config, fast, tmp_path):

@@ -84,19 +84,36 @@ class EpochLines(ProgressBar):
         log.info("  ".join([f"epoch {trainer.current_epoch}{of}", *values]))
 
 
-class DivergenceCheck(L.Callback):
-    """Stop training with one line once the training loss is no longer a finite number, and say what to
-    change. Checked when the next epoch starts and when training ends: an ensemble logs its epoch's
-    training loss in its own ``on_train_epoch_end``, which Lightning calls after the callbacks'."""
+class LossWatch(L.Callback):
+    """Watch the losses the module logs, epoch by epoch, and act on what they show:
+
+    - stop training with one line once the training loss is no longer a finite number, saying what to
+      change (checked when the next epoch starts and when training ends: the module logs its epoch's
+      training loss in its own ``on_train_epoch_end``, which Lightning calls after the callbacks');
+    - keep each epoch's ``val/loss``, so that a run can say where its minimum was when the loss then rose
+      far above it (the network fitting its training rows' noise): ``overfitting()``.
+
+    One callback, not one per job: Lightning calls every callback on every hook of every step (about six
+    a step) whether it overrides them or not, and a callback costs about 1 ms an epoch of the notebook's
+    run that way (``docs/speed.md``).
+    """
 
     def __init__(self) -> None:
-        self.checked = -1  # the last epoch checked
+        self.checked = -1  # the last epoch whose training loss was checked
+        self.losses: dict[int, float] = {}  # val/loss by epoch, counted from 1 as printed
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._check(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._check(trainer, pl_module)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # (not on_validation_epoch_end: the module logs val/loss in its own, which Lightning calls after
+        # the callbacks', so there the metrics are still the previous validation's)
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is not None and not trainer.sanity_checking:
+            self.losses[trainer.current_epoch + 1] = float(loss)
 
     def _check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch - 1  # the last finished epoch
@@ -118,6 +135,18 @@ class DivergenceCheck(L.Callback):
             f"training diverged: the training loss{which} became {losses[replica]} in epoch {epoch}; {remedy}"
         )
 
+    def overfitting(self) -> dict[str, float] | None:
+        """The minimum and the last loss when the last is at least 1.5 times the minimum and the minimum
+        came in the first two thirds of the epochs; else None."""
+        if len(self.losses) < 3:
+            return None
+        best_epoch = min(self.losses, key=self.losses.get)
+        last_epoch = max(self.losses)
+        best, last = self.losses[best_epoch], self.losses[last_epoch]
+        if last >= 1.5 * best and best_epoch <= 2 * last_epoch / 3:
+            return {"best_epoch": best_epoch, "best": best, "last_epoch": last_epoch, "last": last}
+        return None
+
 
 def interrupted(trainer: L.Trainer, stop: BaseException) -> SystemExit | None:
     """The exit for a fit that a signal stopped (None if none did): 143 for SIGTERM (what batch
@@ -130,30 +159,3 @@ def interrupted(trainer: L.Trainer, stop: BaseException) -> SystemExit | None:
     ]
     resume = f"resume with ckpt_path={saved[0]}" if saved else "no checkpoint was written for it"
     return signal_exit(stop, f"in epoch {trainer.current_epoch} (step {trainer.global_step}); {resume}")
-
-
-class ValidationLossHistory(L.Callback):
-    """Each epoch's ``val/loss``, so that a run can say where its minimum was when the loss then rose
-    far above it (the network fitting its training rows' noise): ``best`` is ``(epoch, loss)``."""
-
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # (not on_validation_epoch_end: the module logs val/loss in its own, which Lightning calls after
-        # the callbacks', so there the metrics are still the previous validation's)
-        loss = trainer.callback_metrics.get("val/loss")
-        if loss is not None and not trainer.sanity_checking:
-            self.losses[trainer.current_epoch + 1] = float(loss)  # epochs counted from 1, as printed
-
-    def overfitting(self) -> dict[str, float] | None:
-        """The minimum and the last loss when the last is at least 1.5 times the minimum and the minimum
-        came in the first two thirds of the epochs; else None."""
-        if len(self.losses) < 3:
-            return None
-        best_epoch = min(self.losses, key=self.losses.get)
-        last_epoch = max(self.losses)
-        best, last = self.losses[best_epoch], self.losses[last_epoch]
-        if last >= 1.5 * best and best_epoch <= 2 * last_epoch / 3:
-            return {"best_epoch": best_epoch, "best": best, "last_epoch": last_epoch, "last": last}
-        return None

@@ -7,7 +7,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 
 from pima_lightning.data import PimaDataModule, Rows, row_fingerprints
@@ -17,7 +16,7 @@ from pima_lightning.inputs.files import MAX_CSV_BYTES, sha256_of
 from pima_lightning.model import METRICS, PimaClassifier
 from pima_lightning.runs import signals
 from pima_lightning.runs.atomic import write_json
-from pima_lightning.runs.plots import diagnostic_figures, save_figures
+from pima_lightning.runs.plots import add_pictures, diagnostic_figures, save_figures
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +28,12 @@ def test_and_picture(
     output_dir: Path,
     title: str,
     ckpt_path: str | None = None,
-) -> tuple[dict[str, float], dict[str, Figure]]:
+) -> tuple[dict[str, float], dict[str, Path]]:
     """Run the test loop on ``datamodule``'s test rows, with the model's weights or those of
-    ``ckpt_path``; save their pictures as PNGs in ``output_dir``.
+    ``ckpt_path``; save their pictures as PNGs in ``output_dir`` and return their paths by name.
 
     Every process of a distributed run must call this (the test loop is collective); only the first
-    draws and saves the pictures, and the others get no figures.
+    draws and saves the pictures, and the others get none.
     """
     (metrics,) = trainer.test(
         model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
@@ -46,8 +45,7 @@ def test_and_picture(
     with torch.no_grad():  # every row at once, in this process (under DDP each process scores its share)
         probabilities = model.eval().predict_step(features.to(model.device), 0).cpu().numpy()
     figures = diagnostic_figures(labels.numpy(), probabilities, title, datamodule.class_names)
-    save_figures(figures, output_dir)
-    return metrics, figures
+    return metrics, save_figures(figures, output_dir)
 
 
 def inference_trainer() -> L.Trainer:
@@ -132,12 +130,11 @@ def evaluate(
         )
     described, training_rows = _scored_rows(datamodule, split, rows, by_content, fitted_on)
     trainer = inference_trainer()
-    metrics, figures = test_and_picture(
+    metrics, pictures = test_and_picture(
         trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} {described}"
     )
     with SummaryWriter(output_dir / "tensorboard") as writer:  # the pictures in TensorBoard's Images tab
-        for name, figure in figures.items():
-            writer.add_figure(f"evaluate/{name}", figure)
+        add_pictures(writer, pictures, "evaluate")
     report = {
         "checkpoint": str(Path(ckpt_path).resolve()),
         "data": str(datamodule.csv_path.resolve()),

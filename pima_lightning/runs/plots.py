@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+from torch.utils.tensorboard import SummaryWriter
 
 from pima_lightning.runs.atomic import atomic_path
 
@@ -65,12 +67,24 @@ def diagnostic_figures(
     return figures
 
 
-def save_figures(figures: dict[str, Figure], directory: Path) -> list[Path]:
-    """Write each figure as ``<name>.png``, atomically; return the paths."""
-    paths = []
+def save_figures(figures: dict[str, Figure], directory: Path) -> dict[str, Path]:
+    """Write each figure as ``<name>.png``, atomically; return the paths by name."""
+    paths = {}
     for name, figure in figures.items():
         path = directory / f"{name}.png"
         with atomic_path(path) as partial:
             figure.savefig(partial, format="png", dpi=100)
-        paths.append(path)
+        paths[name] = path
     return paths
+
+
+def add_pictures(
+    writer: SummaryWriter, pictures: dict[str, Path], prefix: str, step: int | None = None
+) -> None:
+    """Show saved PNGs in TensorBoard's Images tab as ``<prefix>/<name>``: the pixels of the files, not
+    the figures drawn again (``add_figure`` draws a figure anew, which took 0.3 s of the default run for
+    the three pictures)."""
+    for name, path in pictures.items():
+        with Image.open(path) as picture:
+            pixels = np.asarray(picture.convert("RGB"))
+        writer.add_image(f"{prefix}/{name}", pixels, global_step=step, dataformats="HWC")

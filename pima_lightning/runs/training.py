@@ -20,7 +20,7 @@ from pima_lightning.errors import InputError
 from pima_lightning.model import PLATEAU_MONITOR, PimaClassifier
 from pima_lightning.runs import signals
 from pima_lightning.runs.atomic import write_json
-from pima_lightning.runs.callbacks import DivergenceCheck, ValidationLossHistory, interrupted
+from pima_lightning.runs.callbacks import LossWatch, interrupted
 from pima_lightning.runs.evaluation import test_and_picture
 from pima_lightning.runs.hparams import (
     compared_hyperparameters,
@@ -30,6 +30,7 @@ from pima_lightning.runs.hparams import (
     write_hparams_session,
 )
 from pima_lightning.runs.model_summary import model_summary
+from pima_lightning.runs.plots import add_pictures
 from pima_lightning.runs.record import result_lines, run_record
 from pima_lightning.runs.resume import resumable_checkpoint
 from pima_lightning.settings.checks import whole
@@ -68,8 +69,8 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     datamodule, model = datamodule_and_model(cfg)
     # logger=[] (lightning-hydra-template's way), logger=none or logger: null: no logger at all
     loggers = instantiate_group(cfg.get("logger"))
-    history = ValidationLossHistory()
-    callbacks = [*instantiate_group(cfg.get("callbacks")), DivergenceCheck(), history, *callbacks]
+    losses = LossWatch()
+    callbacks = [*instantiate_group(cfg.get("callbacks")), losses, *callbacks]
     if not loggers and (monitors := [c for c in callbacks if isinstance(c, LearningRateMonitor)]):
         log.info("No logger: the learning-rate monitor, which writes to one, is left out")
         callbacks = [callback for callback in callbacks if callback not in monitors]
@@ -111,7 +112,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         best = [ckpt for ckpt in trainer.checkpoint_callbacks if getattr(ckpt, "monitor", None)]
         tested_checkpoint = (best[0].best_model_path or None) if best else None
         try:
-            test_metrics, figures = test_and_picture(
+            test_metrics, pictures = test_and_picture(
                 trainer,
                 model,
                 datamodule,
@@ -128,14 +129,13 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
         results |= test_metrics
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
-                for name, figure in figures.items():
-                    epochs = getattr(logger, "epochs_on_x_axis", False)
-                    step = trainer.current_epoch if epochs else trainer.global_step
-                    logger.experiment.add_figure(f"test/{name}", figure, global_step=step)
+                epochs = getattr(logger, "epochs_on_x_axis", False)
+                step = trainer.current_epoch if epochs else trainer.global_step
+                add_pictures(logger.experiment, pictures, "test", step)
                 write_hparams_session(logger.log_dir, hyperparameters)
             if isinstance(logger, MLFlowLogger) and trainer.is_global_zero:
-                for name, figure in figures.items():
-                    logger.experiment.log_figure(logger.run_id, figure, f"test/{name}.png")
+                for picture in pictures.values():  # test/<name>.png, the files themselves
+                    logger.experiment.log_artifact(logger.run_id, str(picture), "test")
     for logger in trainer.loggers:
         if isinstance(logger, MLFlowLogger) and trainer.is_global_zero:  # the checkpoints train wrote
             for checkpoint in sorted((output_dir / "checkpoints").glob("*.ckpt")):
@@ -144,7 +144,7 @@ def train(cfg: DictConfig, callbacks: Sequence[L.Callback] = ()) -> dict[str, fl
     if trainer.is_global_zero:  # under DDP the first process alone writes the results
         timing = {"wall_time_s": time.perf_counter() - started, "fit_time_s": fit_time}
         record = run_record(cfg, trainer, model, datamodule, results, timing, tested_checkpoint)
-        if rose := history.overfitting():
+        if rose := losses.overfitting():
             record["val/loss_rose"] = rose
         write_json(output_dir / "metrics.json", record)
         log.info(result_lines(record, output_dir))

@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 
 class BareClassifier(L.LightningModule):
-    def __init__(self) -> None:
+    def __init__(self, width: int = 8) -> None:
         super().__init__()
-        self.network, self.loss_fn = network(), nn.BCEWithLogitsLoss()
+        self.network, self.loss_fn = network(width), nn.BCEWithLogitsLoss()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         features, labels = batch

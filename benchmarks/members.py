@@ -6,7 +6,8 @@ Prints the times, the ratios and the targets of issue 20, one torch thread every
 ``torch_threads=1``):
 - cv: ``python -m pima_lightning.cv`` (every fold a member of one run) against the same folds trained
   one after another as ordinary runs (``cv.engine=runs cv.jobs=1``), whole processes, baselines off;
-  target <= 0.2, with the network's mean accuracy within 1.5 points of theirs;
+  target <= 0.2, with the network's mean accuracy within 1.5 points of theirs; and for reference
+  against a hand-written PyTorch loop doing the same folds one by one (``benchmarks/plain_loop.py``);
 - trial: one tune trial's run (5 folds x 3 seeds = 15 members of the split's 514 training rows,
   validated every epoch) against one plain training run of the same epochs (``fit_time_s``); target <= 2.
 Run it on an otherwise idle machine.
@@ -21,10 +22,13 @@ import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
 
 from pima_lightning.ensembles.fitting import fit_members
 from pima_lightning.ensembles.folds import fold_overrides, fold_rows
 from pima_lightning.ensembles.members import members_of
+
+HERE = Path(__file__).resolve().parent
 
 
 def cv_process(*overrides: str) -> tuple[float, float]:
@@ -42,6 +46,18 @@ def cv_process(*overrides: str) -> tuple[float, float]:
         seconds = time.perf_counter() - started
         summary = json.loads((Path(run_dir) / "cv.json").read_text())["summary"]
         return seconds, summary["methods"]["network"]["acc"]["mean"]
+
+
+def plain_loop_cv(folds: int, epochs: int) -> tuple[float, float]:
+    """``benchmarks/plain_loop.py CSV FOLDS EPOCHS``, the same folds trained one by one in a hand-written
+    loop, as a whole process: (seconds, mean accuracy)."""
+    with initialize_config_module("pima_lightning.conf", version_base="1.3"):
+        datamodule = instantiate(compose("config").data)
+    datamodule.prepare_data()
+    command = [sys.executable, str(HERE / "plain_loop.py"), str(datamodule.csv_path), str(folds), str(epochs)]
+    started = time.perf_counter()
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return time.perf_counter() - started, float(output.split("accuracy ")[1])
 
 
 def plain_fit(epochs: int) -> float:
@@ -81,6 +97,11 @@ def main() -> None:
         f"runs one after another {runs_s:.1f} s"
     )
     print(f"  ratio {members_s / runs_s:.3f} (target <= 0.2)")
+    loop_s, loop_acc = plain_loop_cv(args.folds, args.epochs)
+    print(
+        f"  a plain PyTorch loop, the folds one by one (benchmarks/plain_loop.py): {loop_s:.1f} s, "
+        f"accuracy {loop_acc:.4f}; cv members / plain loop {members_s / loop_s:.3f}"
+    )
     print(
         f"  network accuracy: members {members_acc:.4f}, runs {runs_acc:.4f}, "
         f"difference {100 * (members_acc - runs_acc):+.2f} points (target within 1.5)"

@@ -13,7 +13,7 @@ against the targets:
   checkpoints and pictures); target <= 1.2;
 - replicas: the fit of ``model.replicas=32`` (32 models at once) against the default run's; target <= 1.5;
 - for reference, Lightning's floor: lightning_floor.py's fit against benchmarks/plain_loop.py's, a
-  hand-written PyTorch loop doing the same work.
+  hand-written PyTorch loop doing the same work (its whole process is printed too).
 Run it on an otherwise idle machine.
 """
 
@@ -72,6 +72,7 @@ def main() -> None:
         "bare lightning process": [],
         "32 replicas fit": [],
         "plain fit": [],
+        "plain process": [],
     }
     for repeat in range(args.repeats):
         seconds, fit_seconds = train()
@@ -81,7 +82,8 @@ def main() -> None:
         times["bare lightning process"].append(seconds)
         times["bare lightning fit"].append(float(output.split("fit ")[1].split(" s")[0]))
         times["32 replicas fit"].append(train("model.replicas=32")[1])
-        _, output = timed([sys.executable, str(HERE / "plain_loop.py"), str(csv_path)])
+        seconds, output = timed([sys.executable, str(HERE / "plain_loop.py"), str(csv_path)])
+        times["plain process"].append(seconds)
         times["plain fit"].append(float(output.split("fit ")[1].split(" s")[0]))
         print(
             f"repeat {repeat + 1}: "

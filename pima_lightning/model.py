@@ -89,7 +89,7 @@ class FillMissing(nn.Module):
             table[column, : len(values)] = torch.as_tensor(values, dtype=torch.float32)
         self.register_buffer("marks", table, persistent=False)  # rebuilt from the hyperparameters
         # index tensors, not lists: a list index is converted to a tensor on every call (index_select
-        # of a 256-row minibatch: 3 us, against 13 us for the list; measured in docs/speed.md)
+        # of a 256-row minibatch: 3 us, against 13 us for the list; docs/speed.md)
         self.register_buffer(
             "indicator_columns", torch.tensor(self.indicated, dtype=torch.long), persistent=False
         )

@@ -134,14 +134,16 @@ class OneHotCategories(nn.Module):
         if not self.columns:
             return
         self.register_buffer("known", torch.ones(sum(counts)))
-        # per one-hot input: the feature column it reads and the code it stands for (non-persistent:
-        # rebuilt from the hyperparameters); ``member``: which column's "other" input each one counts to
-        reads = torch.cat([torch.full((n,), i) for i, n in enumerate(counts)])
-        self.register_buffer("reads", torch.tensor(self.columns)[reads], persistent=False)
-        self.register_buffer("codes", torch.cat([torch.arange(n) for n in counts]).float(), persistent=False)
-        self.register_buffer("member", F.one_hot(reads, len(counts)).float(), persistent=False)
+        # the categorical and the other columns as index tensors, for index_select (a list index is made
+        # a tensor again on every call); non-persistent: rebuilt from the hyperparameters
         self.register_buffer("categorical", torch.tensor(self.columns), persistent=False)
         self.register_buffer("passed", torch.tensor(self.kept, dtype=torch.long), persistent=False)
+        # per one-hot input: the feature column it reads and the code it stands for; ``member``: which
+        # column's "other" input each one counts to
+        reads = torch.cat([torch.full((n,), i) for i, n in enumerate(counts)])
+        self.register_buffer("reads", self.categorical[reads], persistent=False)
+        self.register_buffer("codes", torch.cat([torch.arange(n) for n in counts]).float(), persistent=False)
+        self.register_buffer("member", F.one_hot(reads, len(counts)).float(), persistent=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if not self.columns:

@@ -6,11 +6,13 @@ import json
 import lightning as L
 import pytest
 import torch
+from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.nn import functional as F
 
 from pima_lightning.data import PimaDataModule
 from pima_lightning.inputs.checkpoint import load_checkpoint
+from pima_lightning.runs.null_profiler import NullProfiler
 from pima_lightning.runs.training import datamodule_and_model
 
 QUIET = ["trainer.enable_progress_bar=false"]
@@ -144,6 +146,19 @@ def test_profiler_simple_prints_where_the_time_went(trained):
     _, _, output = trained(*SHORT, "trainer.profiler=simple")
     assert "FIT Profiler Report" in output
     assert "[LightningModule]PimaClassifier.training_step" in output or "training_step" in output
+
+
+def test_the_default_trainer_profiles_nothing_through_one_shared_context(make_config):
+    """Lightning wraps each hook call in ``profiler.profile(...)``; the default run's profiler hands out one
+    shared do-nothing context for all of them (nested, as hooks are) and has nothing to report."""
+    trainer = instantiate(make_config(*QUIET).trainer)
+    assert isinstance(trainer.profiler, NullProfiler)
+    outer = trainer.profiler.profile("run_training_batch")
+    inner = trainer.profiler.profile("[LightningModule]PimaClassifier.training_step")
+    assert inner is outer
+    with outer, inner:
+        pass
+    assert trainer.profiler.summary() == ""
 
 
 def test_detect_anomaly_names_the_operation_that_made_the_first_nan(train_cli):

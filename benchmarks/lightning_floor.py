@@ -5,6 +5,8 @@ held-out loss and accuracy, not logged: a barebones Trainer forbids ``self.log``
 ``configure_optimizers``, on ``Trainer(barebones=True)`` (no logger, callbacks, checkpoints, progress bar),
 fed by ``DataLoader(shuffle=True)`` minibatches of 10 rows. Same data, network, initialisation, optimizer
 and epochs as benchmarks/plain_loop.py, whose functions it imports.
+
+    python benchmarks/lightning_floor.py CSV [EPOCHS]   (150 epochs by default, the notebook's)
 """
 
 import sys
@@ -38,11 +40,11 @@ class BareClassifier(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.9, nesterov=True)
 
 
-if __name__ == "__main__":
-    warnings.filterwarnings("ignore")  # barebones mode's notices
-    x_train, y_train, x_test, y_test = load(sys.argv[1])
+def fit(csv_path: str, epochs: int = 150) -> tuple[float, float]:
+    """The notebook's fit, the barest Lightning way: (test accuracy, seconds in ``trainer.fit``)."""
+    x_train, y_train, x_test, y_test = load(csv_path)
     torch.manual_seed(7)
-    trainer = L.Trainer(barebones=True, max_epochs=150, accelerator="cpu", devices=1)
+    trainer = L.Trainer(barebones=True, max_epochs=epochs, accelerator="cpu", devices=1)
     train_rows = DataLoader(TensorDataset(x_train, y_train), batch_size=10, shuffle=True)
     held_out = DataLoader(TensorDataset(x_test, y_test), batch_size=len(y_test))
     model = BareClassifier()
@@ -51,4 +53,10 @@ if __name__ == "__main__":
     seconds = time.perf_counter() - started
     with torch.no_grad():
         accuracy = ((model.network.eval()(x_test) > 0).float() == y_test).float().mean().item()
+    return accuracy, seconds
+
+
+if __name__ == "__main__":
+    warnings.filterwarnings("ignore")  # barebones mode's notices
+    accuracy, seconds = fit(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 150)
     print(f"bare lightning: test accuracy {accuracy:.4f}, fit {seconds:.2f} s")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.compat.tensorflow_stub.io import gfile
 
 from pima_lightning.runs.atomic import write_json
 from pima_lightning.runs.exits import exit_with_one_line
@@ -68,6 +69,26 @@ def test_a_checkpoint_that_cannot_be_written_keeps_the_last_good_one(make_config
     assert str(exited.value) == f"error: No space left on device: {checkpoint}"
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 0  # whole, and loadable
     assert [path.name for path in checkpoint.parent.iterdir()] == ["last.ckpt"]
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_full_disk_under_the_tensorboard_log_is_one_line_naming_the_event_file(
+    make_config, tmp_path, monkeypatch
+):
+    """The training thread writes TensorBoard's events itself (``runs/loggers.py``); TensorBoard's file
+    layer opens the event file for each one, by a name in bytes."""
+    real_append = gfile.LocalFileSystem.append
+
+    def append(self, filename: bytes, file_content, binary_mode=False):
+        if b"events.out.tfevents" in filename:
+            raise OSError(errno.ENOSPC, "No space left on device", filename)
+        return real_append(self, filename, file_content, binary_mode)
+
+    monkeypatch.setattr(gfile.LocalFileSystem, "append", append)
+    with pytest.raises(SystemExit) as exited:
+        main.__wrapped__(make_config("trainer.max_epochs=2", *QUIET))
+    event_file = next((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert str(exited.value) == f"error: No space left on device: {event_file}"
     assert not (tmp_path / "metrics.json").exists()
 
 

@@ -2,6 +2,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -179,6 +180,25 @@ def test_tensorboard_events_are_flushed_at_most_once_a_second_and_all_at_the_end
     events.Reload()
     assert [event.step for event in events.Scalars("val/loss")] == list(range(40))
     assert (tmp_path / "tensorboard" / "hparams.yaml").is_file()  # Lightning's, written by the last save
+
+
+def test_tensorboard_events_are_written_by_the_thread_that_logs_them(tmp_path):
+    threads_before = set(threading.enumerate())
+    logger = EpochTensorBoardLogger(save_dir=str(tmp_path), name="tensorboard", version="")
+    for epoch in range(3):  # the fit
+        logger.log_metrics({"val/loss": 1 / 2**epoch, "epoch": epoch})
+    logger.finalize("success")  # closes the event file
+    logger.log_metrics({"test/loss": 0.5, "epoch": 3})  # the test, after the fit: a new event file
+    assert set(threading.enumerate()) <= threads_before  # no writer thread started
+    logger.finalize("success")
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(event.step, event.value) for event in events.Scalars("val/loss")] == [
+        (0, 1.0),
+        (1, 0.5),
+        (2, 0.25),
+    ]
+    assert [(event.step, event.value) for event in events.Scalars("test/loss")] == [(3, 0.5)]
 
 
 def test_training_pictures_reach_tensorboard(make_config, fast, tmp_path):

@@ -86,7 +86,7 @@ def user_error(error: BaseException) -> str | None:
         if isinstance(cause, InputError | MisconfigurationException):
             return printable(" ".join(str(cause).split()))
         if isinstance(cause, OSError) and cause.errno in USER_OS_ERRORS:
-            where = f": {cause.filename}" if cause.filename else ""
+            where = f": {os.fsdecode(cause.filename)}" if cause.filename else ""  # bytes from TensorBoard
             return printable(f"{cause.strerror or cause}{where}")
         cause = cause.__cause__
     if isinstance(error, InstantiationException):
@@ -103,9 +103,10 @@ def exit_with_one_line(error: BaseException) -> NoReturn:
 
 def install_handlers() -> None:
     """What every command installs as it starts: SIGTERM and Ctrl-C handlers (``signals.py``), and a
-    hook for errors in background threads. TensorBoard's event writer fails in its own thread on a full
-    disk, and its traceback, cut short as the process exits, would precede the main thread's one line
-    about the same error: the hook says it in one line instead, the traceback going to the log file."""
+    hook for errors in background threads. A library's writer thread (TensorBoard's event writer had one
+    before ``runs/loggers.py`` wrote events in the training thread) that fails on a full disk would print
+    a traceback, cut short as the process exits, before the main thread's one line about the same error:
+    the hook says it in one line instead, the traceback going to the log file."""
     signals.install()
     threading.excepthook = _thread_error
 

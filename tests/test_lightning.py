@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from pima_lightning.data import PimaDataModule
 from pima_lightning.inputs.checkpoint import load_checkpoint
+from pima_lightning.runs import callbacks
 from pima_lightning.runs.null_profiler import NullProfiler
 from pima_lightning.runs.training import datamodule_and_model
 
@@ -159,6 +160,22 @@ def test_the_default_trainer_profiles_nothing_through_one_shared_context(make_co
     with outer, inner:
         pass
     assert trainer.profiler.summary() == ""
+
+
+@pytest.mark.parametrize("settings", [{"every_n_epochs": 10}, {"monitor": "val/loss", "mode": "min"}])
+def test_the_checkpoint_callbacks_state_key_is_lightnings_built_once(tmp_path, monkeypatch, settings):
+    """Lightning asks each callback for its ``state_key`` on every hook it calls; ours is the same key,
+    under which checkpoints keep the callback's state, built on the first call only."""
+    ours = callbacks.ModelCheckpoint(dirpath=tmp_path, **settings)
+    assert ours.state_key == ModelCheckpoint(dirpath=tmp_path, **settings).state_key
+    built = []
+    generate = L.Callback._generate_state_key
+    monkeypatch.setattr(
+        L.Callback, "_generate_state_key", lambda self, **kw: built.append(kw) or generate(self, **kw)
+    )
+    fresh = callbacks.ModelCheckpoint(dirpath=tmp_path, **settings)
+    assert {fresh.state_key for _ in range(3)} == {ours.state_key}
+    assert len(built) == 1
 
 
 def test_detect_anomaly_names_the_operation_that_made_the_first_nan(train_cli):

@@ -7,7 +7,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 from pima_lightning.data import PimaDataModule, Rows, row_fingerprints
 from pima_lightning.errors import InputError
@@ -16,6 +15,7 @@ from pima_lightning.inputs.files import MAX_CSV_BYTES, sha256_of
 from pima_lightning.model import METRICS, PimaClassifier
 from pima_lightning.runs import signals
 from pima_lightning.runs.atomic import write_json
+from pima_lightning.runs.loggers import InThreadSummaryWriter
 from pima_lightning.runs.plots import add_pictures, diagnostic_figures, save_figures
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,8 @@ def evaluate(
     metrics, pictures = test_and_picture(
         trainer, model, datamodule, output_dir, title=f"{len(datamodule.test_set)} {described}"
     )
-    with SummaryWriter(output_dir / "tensorboard") as writer:  # the pictures in TensorBoard's Images tab
+    # the pictures in TensorBoard's Images tab
+    with InThreadSummaryWriter(output_dir / "tensorboard") as writer:
         add_pictures(writer, pictures, "evaluate")
     report = {
         "checkpoint": str(Path(ckpt_path).resolve()),

@@ -5,8 +5,9 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
-from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
+
+from pima_lightning.runs.loggers import InThreadSummaryWriter
 
 
 def compared_hyperparameters(cfg: DictConfig) -> dict[str, float | int | str | bool]:
@@ -77,6 +78,6 @@ def write_hparams_session(log_dir: str, params: dict) -> None:
         for name, value in params.items()
     }
     _, session_start, session_end = hparams(params, {})  # metric names go in the experiment summary only
-    with SummaryWriter(log_dir) as writer:
+    with InThreadSummaryWriter(log_dir) as writer:
         for summary in (session_start, session_end):
             writer.file_writer.add_summary(summary)

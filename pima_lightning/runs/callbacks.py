@@ -26,7 +26,7 @@ class ModelCheckpoint(lightning_callbacks.ModelCheckpoint):
     whether or not one profiles), about six hooks a training step. Lightning's ``ModelCheckpoint`` builds
     that key anew each time from settings its ``__init__`` fixed (a dict and its ``repr``, 3.8 µs here):
     320 times an epoch of the notebook's run. Counted by benchmarks/instructions.py, the epoch took 236.1 M
-    instructions with Lightning's, 231.8 M with this. The key is Lightning's own, so checkpoints written
+    instructions with Lightning's, 232.4 M with this. The key is Lightning's own, so checkpoints written
     with either callback load with the other.
     """
 

@@ -162,19 +162,26 @@ def test_the_default_trainer_profiles_nothing_through_one_shared_context(make_co
     assert trainer.profiler.summary() == ""
 
 
-@pytest.mark.parametrize("settings", [{"every_n_epochs": 10}, {"monitor": "val/loss", "mode": "min"}])
-def test_the_checkpoint_callbacks_state_key_is_lightnings_built_once(tmp_path, monkeypatch, settings):
+@pytest.mark.parametrize(
+    ("ours", "lightnings", "settings"),
+    [
+        (callbacks.ModelCheckpoint, ModelCheckpoint, {"dirpath": "checkpoints", "every_n_epochs": 10}),
+        (callbacks.ModelCheckpoint, ModelCheckpoint, {"dirpath": "checkpoints", "monitor": "val/loss"}),
+        (callbacks.EarlyStopping, EarlyStopping, {"monitor": "val/loss", "patience": 20}),
+    ],
+)
+def test_the_callbacks_state_key_is_lightnings_built_once(monkeypatch, ours, lightnings, settings):
     """Lightning asks each callback for its ``state_key`` on every hook it calls; ours is the same key,
     under which checkpoints keep the callback's state, built on the first call only."""
-    ours = callbacks.ModelCheckpoint(dirpath=tmp_path, **settings)
-    assert ours.state_key == ModelCheckpoint(dirpath=tmp_path, **settings).state_key
+    key = lightnings(**settings).state_key
+    assert ours(**settings).state_key == key
     built = []
     generate = L.Callback._generate_state_key
     monkeypatch.setattr(
         L.Callback, "_generate_state_key", lambda self, **kw: built.append(kw) or generate(self, **kw)
     )
-    fresh = callbacks.ModelCheckpoint(dirpath=tmp_path, **settings)
-    assert {fresh.state_key for _ in range(3)} == {ours.state_key}
+    fresh = ours(**settings)
+    assert {fresh.state_key for _ in range(3)} == {key}
     assert len(built) == 1
 
 

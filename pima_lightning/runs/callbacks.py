@@ -19,20 +19,29 @@ log = logging.getLogger(__name__)
 EPOCH_LINE = {"loss": "train/loss", "acc": "train/acc", "val_loss": "val/loss", "val_acc": "val/acc"}
 
 
-class ModelCheckpoint(lightning_callbacks.ModelCheckpoint):
-    """Lightning's ``ModelCheckpoint``, its ``state_key`` built once.
+class StateKeyBuiltOnce:
+    """A Lightning callback whose ``state_key`` is built once.
 
     Lightning labels every callback hook it calls with the callback's ``state_key`` (for the profiler,
-    whether or not one profiles), about six hooks a training step. Lightning's ``ModelCheckpoint`` builds
-    that key anew each time from settings its ``__init__`` fixed (a dict and its ``repr``, 3.8 µs here):
-    320 times an epoch of the notebook's run. Counted by benchmarks/instructions.py, the epoch took 236.1 M
-    instructions with Lightning's, 232.4 M with this. The key is Lightning's own, so checkpoints written
+    whether or not one profiles), about six hooks a training step. Lightning's ``ModelCheckpoint`` and
+    ``EarlyStopping`` build that key anew each time from settings their ``__init__`` fixed (a dict and its
+    ``repr``, 3.8 µs here): 320 times an epoch of the notebook's run. Counted by
+    benchmarks/instructions.py, the default fit's epoch took 236.1 M instructions with Lightning's
+    ``ModelCheckpoint``, 232.4 M with the one below. The key is Lightning's own, so checkpoints written
     with either callback load with the other.
     """
 
     @functools.cached_property
     def state_key(self) -> str:
         return super().state_key
+
+
+class ModelCheckpoint(StateKeyBuiltOnce, lightning_callbacks.ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint``, its ``state_key`` built once."""
+
+
+class EarlyStopping(StateKeyBuiltOnce, lightning_callbacks.EarlyStopping):
+    """Lightning's ``EarlyStopping``, its ``state_key`` built once."""
 
 
 class InterruptedCheckpoint(L.Callback):
